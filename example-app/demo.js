@@ -1,0 +1,75 @@
+// `npm run example`: starts the embedded provider and the host app on loopback, then walks through the main
+// job as a client would: log in, refresh twice, revoke, and see the next refresh refused.
+import { once } from 'node:events';
+import { createProvider, DEMO_CLIENT, DEMO_USER } from './provider.js';
+
+const print = (/** @type {string} */ line) => process.stdout.write(`${line}\n`);
+const short = (/** @type {string | undefined} */ token) => (token === undefined ? '(none)' : `${token.slice(0, 10)}…`);
+
+/** @param {import('express').Express} app */
+async function listen(app) {
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = /** @type {import('node:net').AddressInfo} */ (server.address());
+  return { server, origin: `http://127.0.0.1:${address.port}` };
+}
+
+const provider = await listen(createProvider().app);
+process.env['NINJA_AUTH_TOKEN_URL'] = `${provider.origin}/oauth/token`;
+process.env['NINJA_AUTH_REVOKE_URL'] = `${provider.origin}/oauth/revoke`;
+process.env['NINJA_AUTH_CLIENT_ID'] = DEMO_CLIENT.id;
+process.env['NINJA_AUTH_CLIENT_SECRET'] = DEMO_CLIENT.secret;
+const { createHostApp } = await import('./app.js');
+const host = await listen(createHostApp(print));
+
+/** @param {string} path @param {Record<string, string>} body @param {Record<string, string>} [headers] */
+async function post(path, body, headers = {}) {
+  const response = await fetch(`${host.origin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body),
+  });
+  const text = await response.text();
+  return { status: response.status, text, json: text === '' ? {} : JSON.parse(text) };
+}
+
+let failed = false;
+/** @param {boolean} ok @param {string} what */
+const expect = (ok, what) => {
+  print(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failed = true;
+};
+
+print(`provider on ${provider.origin}, host app with ninja-auth on ${host.origin}\n`);
+
+print(`1. log in: POST /auth/token username=${DEMO_USER.username} password=…`);
+const login = await post('/auth/token', { username: DEMO_USER.username, password: DEMO_USER.password });
+print(`  ← ${login.status} access ${short(login.json.access_token)} refresh ${short(login.json.refresh_token)}`);
+expect(login.status === 200 && typeof login.json.refresh_token === 'string', 'logged in, got a refresh token');
+
+let refreshToken = login.json.refresh_token;
+for (const round of [1, 2]) {
+  print(`\n${round + 1}. refresh #${round}: POST /auth/refresh_token with Authorization: Bearer ${short(refreshToken)}`);
+  const refreshed = await post('/auth/refresh_token', {}, { authorization: `Bearer ${refreshToken}` });
+  print(`  ← ${refreshed.status} refresh ${short(refreshed.json.refresh_token)}`);
+  expect(refreshed.status === 200 && refreshed.json.refresh_token !== refreshToken, 'a new refresh token, exactly as the provider issued it');
+  refreshToken = refreshed.json.refresh_token;
+}
+
+print(`\n4. revoke: POST /auth/revoke_token token=${short(refreshToken)}`);
+const revoked = await post('/auth/revoke_token', { token: refreshToken });
+print(`  ← ${revoked.status}`);
+expect(revoked.status === 200, 'revoked');
+
+print(`\n5. refresh with the revoked token`);
+const refused = await post('/auth/refresh_token', { refresh_token: refreshToken });
+print(`  ← ${refused.status} ${refused.text}`);
+expect(refused.status === 400 && refused.json.error === 'invalid_grant', "refused with the provider's own error, passed through");
+
+await new Promise((resolve) => setTimeout(resolve, 50));
+host.server.closeAllConnections();
+provider.server.closeAllConnections();
+host.server.close();
+provider.server.close();
+print(failed ? '\nthe demo FAILED' : '\nthe demo passed: every token the client holds is the one the provider issued');
+process.exitCode = failed ? 1 : 0;

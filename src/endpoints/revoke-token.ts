@@ -1,0 +1,30 @@
+import { Refusal, badRequest } from '../errors.js';
+import { bearerToken, readParams } from '../request-params.js';
+import type { EndpointContext, Planner } from './plan.js';
+
+/** `POST {prefix}/revoke_token`: RFC 7009, the token from `Authorization: Bearer` or the body. */
+export function revokeTokenPlanner(context: EndpointContext): Planner {
+  const { config } = context;
+  return async (req) => {
+    const revokeUrl = config.revokeUrl;
+    if (revokeUrl === undefined) throw new Refusal(501, 'unsupported_operation', 'token revocation is not configured on this server');
+    const fromHeader = bearerToken(req);
+    const params = await readParams(req, config.maxBodyBytes);
+    const fromBody = params['token'];
+    if (fromHeader !== undefined && fromBody !== undefined) {
+      throw badRequest('send the token in the Authorization header or in the body, not both');
+    }
+    const token = fromHeader ?? fromBody;
+    if (token === undefined || token === '') {
+      throw badRequest('a token is required: Authorization: Bearer <token>, or the "token" parameter');
+    }
+    const form = new URLSearchParams([['token', token]]);
+    const hint = params['token_type_hint'];
+    if (hint !== undefined && hint !== '') form.set('token_type_hint', hint);
+    if (params['client_id'] !== undefined) form.set('client_id', params['client_id']);
+    return {
+      call: context.authenticate(revokeUrl, form),
+      details: hint === undefined || hint === '' ? { revokedToken: token } : { revokedToken: token, tokenTypeHint: hint },
+    };
+  };
+}

@@ -1,0 +1,136 @@
+import type { UpstreamOutcome } from './upstream.js';
+import type { EndpointName, NinjaAuthEvent, TokenSet } from './types.js';
+
+/** What the router knows of one request by the time the upstream has answered. */
+export interface Exchange {
+  readonly endpoint: EndpointName;
+  readonly requestId: string;
+  readonly at: Date;
+  /** `performance.now()` when the request reached the router. */
+  readonly startedAt: number;
+  readonly grantType?: string;
+  readonly username?: string;
+  /** The refresh token the caller presented, on a refresh_token grant. */
+  readonly presentedRefreshToken?: string;
+  /** The token the caller asked to revoke. */
+  readonly revokedToken?: string;
+  readonly tokenTypeHint?: string;
+}
+
+/** Which event an upstream outcome means; cheap, so the event is only built when a hook wants it. */
+export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): NinjaAuthEvent['type'] {
+  if (outcome.kind === 'failed' || outcome.status < 200 || outcome.status > 299) return 'upstream_error';
+  if (exchange.endpoint === 'revoke_token') return 'revoke';
+  return exchange.presentedRefreshToken === undefined ? 'token_issued' : 'rotation';
+}
+
+/** The event an upstream outcome means, deep-frozen; the caller's bytes are never part of it. */
+export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number): NinjaAuthEvent {
+  const base = {
+    endpoint: exchange.endpoint,
+    requestId: exchange.requestId,
+    durationMs,
+    at: new Date(exchange.at),
+  };
+  if (outcome.kind === 'failed') {
+    const { refusal } = outcome;
+    return deepFreeze({
+      ...base,
+      type: 'upstream_error',
+      status: refusal.status,
+      ...(exchange.grantType === undefined ? {} : { grantType: exchange.grantType }),
+      error: refusal.error,
+      errorDescription: refusal.description,
+    });
+  }
+  const status = outcome.status;
+  const body = parseJson(outcome.body);
+  if (status < 200 || status > 299) {
+    return deepFreeze({
+      ...base,
+      type: 'upstream_error',
+      status,
+      ...(exchange.grantType === undefined ? {} : { grantType: exchange.grantType }),
+      ...oauthError(body),
+      ...(body === undefined ? {} : { body }),
+    });
+  }
+  if (exchange.endpoint === 'revoke_token') {
+    return deepFreeze({
+      ...base,
+      type: 'revoke',
+      status,
+      token: exchange.revokedToken ?? '',
+      ...(exchange.tokenTypeHint === undefined ? {} : { tokenTypeHint: exchange.tokenTypeHint }),
+    });
+  }
+  const tokens = tokenSetOf(body);
+  if (exchange.presentedRefreshToken !== undefined) {
+    return deepFreeze({
+      ...base,
+      type: 'rotation',
+      status,
+      previousRefreshToken: exchange.presentedRefreshToken,
+      rotated: tokens.refreshToken !== undefined && tokens.refreshToken !== exchange.presentedRefreshToken,
+      replayed: false,
+      tokens,
+      body,
+    });
+  }
+  return deepFreeze({
+    ...base,
+    type: 'token_issued',
+    status,
+    grantType: exchange.grantType ?? '',
+    ...(exchange.username === undefined ? {} : { username: exchange.username }),
+    tokens,
+    body,
+  });
+}
+
+/** The upstream body as JSON, or `undefined` when it is not JSON. A fresh value: freezing it touches nothing else. */
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+export function tokenSetOf(body: unknown): TokenSet {
+  if (typeof body !== 'object' || body === null) return {};
+  const fields = body as Record<string, unknown>;
+  const tokens: TokenSet = {};
+  const text = (name: string): string | undefined => (typeof fields[name] === 'string' ? (fields[name] as string) : undefined);
+  const accessToken = text('access_token');
+  const refreshToken = text('refresh_token');
+  const idToken = text('id_token');
+  const tokenType = text('token_type');
+  const scope = text('scope');
+  const expiresIn = Number(fields['expires_in']);
+  if (accessToken !== undefined) tokens.accessToken = accessToken;
+  if (refreshToken !== undefined) tokens.refreshToken = refreshToken;
+  if (idToken !== undefined) tokens.idToken = idToken;
+  if (tokenType !== undefined) tokens.tokenType = tokenType;
+  if (fields['expires_in'] !== undefined && fields['expires_in'] !== '' && Number.isFinite(expiresIn)) tokens.expiresIn = expiresIn;
+  if (scope !== undefined) tokens.scope = scope;
+  return tokens;
+}
+
+function oauthError(body: unknown): { error?: string; errorDescription?: string } {
+  if (typeof body !== 'object' || body === null) return {};
+  const { error, error_description: description } = body as Record<string, unknown>;
+  return {
+    ...(typeof error === 'string' ? { error } : {}),
+    ...(typeof description === 'string' ? { errorDescription: description } : {}),
+  };
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}

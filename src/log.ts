@@ -1,0 +1,10 @@
+import createDebug from 'debug';
+
+const root = createDebug('ninja-auth');
+
+/** One line per request: endpoint, status, duration, token fingerprints. */
+export const proxyLog = root.extend('proxy');
+/** Hook failures and timeouts. */
+export const hooksLog = root.extend('hooks');
+/** Upstream transport failures (never the URL). */
+export const upstreamLog = root.extend('upstream');

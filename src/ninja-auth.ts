@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import express, { type Request, type Response, type Router } from 'express';
+import { clientAuthenticator } from './client-auth.js';
+import { refreshTokenPlanner } from './endpoints/refresh-token.js';
+import { revokeTokenPlanner } from './endpoints/revoke-token.js';
+import { tokenPlanner } from './endpoints/token.js';
+import type { EndpointContext, Plan, Planner } from './endpoints/plan.js';
+import { Refusal, sendRefusal } from './errors.js';
+import { type Exchange, eventFor, eventTypeOf } from './events.js';
+import { afterResponse, awaitHook, hookFor, invokeHook } from './hooks.js';
+import { proxyLog } from './log.js';
+import { type Configuration, parseOptions } from './options.js';
+import { describeError } from './redact.js';
+import { requestLine } from './request-log.js';
+import type { EndpointName, NinjaAuthOptions } from './types.js';
+import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.js';
+
+/**
+ * Builds the router. Options override the `NINJA_AUTH_*` environment variables; anything missing, malformed
+ * or misspelled throws `NinjaAuthConfigError` here, not on the first request.
+ */
+export function ninjaAuth(options?: NinjaAuthOptions): Router {
+  const config = parseOptions(options);
+  const upstream = createUpstream(config);
+  const context: EndpointContext = { config, authenticate: clientAuthenticator(config.client) };
+  const planners: ReadonlyArray<readonly [EndpointName, Planner]> = [
+    ['token', tokenPlanner(context)],
+    ['refresh_token', refreshTokenPlanner(context)],
+    ['revoke_token', revokeTokenPlanner(context)],
+  ];
+  const endpoints = new Map(planners.map(([name, planner]) => [`${config.prefix}/${name}`, { name, planner }]));
+
+  const router = express.Router();
+  router.use((req, res, next) => {
+    const path = req.path.length > 1 && req.path.endsWith('/') ? req.path.slice(0, -1) : req.path;
+    const endpoint = endpoints.get(path);
+    if (endpoint === undefined) {
+      next();
+      return;
+    }
+    void serve(config, upstream, endpoint.name, endpoint.planner, req, res);
+  });
+  return router;
+}
+
+async function serve(config: Configuration, upstream: Upstream, name: EndpointName, planner: Planner, req: Request, res: Response): Promise<void> {
+  const startedAt = performance.now();
+  const requestId = randomUUID();
+  let plan: Plan | undefined;
+  try {
+    if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
+    plan = await planner(req);
+    const exchange: Exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
+    const outcome = await upstream(plan.call);
+    const durationMs = performance.now() - startedAt;
+    const hook = hookFor(config.hooks, eventTypeOf(exchange, outcome));
+    const event = hook === undefined ? undefined : eventFor(exchange, outcome, durationMs);
+    if (hook !== undefined && event !== undefined && config.awaitHooks) await awaitHook(config, hook, event, req);
+    answer(res, outcome);
+    if (hook !== undefined && event !== undefined && !config.awaitHooks) {
+      afterResponse(res, () => void invokeHook(config, hook, event, req));
+    }
+    if (proxyLog.enabled) proxyLog(requestLine(exchange, outcome, durationMs));
+  } catch (error) {
+    const refusal = error instanceof Refusal ? error : new Refusal(500, 'server_error', 'the token proxy failed unexpectedly');
+    if (!(error instanceof Refusal)) {
+      proxyLog('%s %s unexpected failure: %s', name, requestId.slice(0, 8), describeError(error, [...config.secrets, ...secretsOf(plan)]));
+    }
+    if (res.headersSent) {
+      res.destroy();
+    } else {
+      sendRefusal(res, refusal);
+    }
+    if (proxyLog.enabled) proxyLog('%s %d %s %sms id=%s', name, refusal.status, refusal.error, (performance.now() - startedAt).toFixed(1), requestId.slice(0, 8));
+  }
+}
+
+function answer(res: Response, outcome: UpstreamOutcome): void {
+  if (outcome.kind === 'failed') {
+    sendRefusal(res, outcome.refusal);
+    return;
+  }
+  res.writeHead(outcome.status, { ...outcome.headers, 'content-length': outcome.body.length });
+  res.end(outcome.body);
+}
+
+function secretsOf(plan: Plan | undefined): string[] {
+  if (plan === undefined) return [];
+  const { presentedRefreshToken, revokedToken } = plan.details;
+  return [presentedRefreshToken, revokedToken, plan.call.form.get('password') ?? undefined].filter((s): s is string => s !== undefined);
+}

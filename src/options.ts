@@ -1,0 +1,255 @@
+import { createHash } from 'node:crypto';
+import type { AxiosInstance } from 'axios';
+import { NinjaAuthConfigError } from './errors.js';
+import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions } from './types.js';
+
+export const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
+
+const ENV = {
+  tokenUrl: 'NINJA_AUTH_TOKEN_URL',
+  revokeUrl: 'NINJA_AUTH_REVOKE_URL',
+  issuer: 'NINJA_AUTH_ISSUER',
+  clientId: 'NINJA_AUTH_CLIENT_ID',
+  clientSecret: 'NINJA_AUTH_CLIENT_SECRET',
+  authKey: 'NINJA_AUTH_KEY',
+} as const;
+
+const OPTION_NAMES: ReadonlyArray<keyof NinjaAuthOptions> = [
+  'prefix', 'upstream', 'clientId', 'clientSecret', 'clientAuth', 'extraParams', 'grantTypes', 'authKey',
+  'allowUsernames', 'timeoutMs', 'maxBodyBytes', 'awaitHooks', 'hookTimeoutMs', 'hooks', 'httpClient',
+  'allowInsecureUpstream',
+];
+const UPSTREAM_NAMES = ['tokenUrl', 'revokeUrl', 'issuer'];
+const HOOK_NAMES: ReadonlyArray<keyof NinjaAuthHooks> = [
+  'onTokenIssued', 'onRotation', 'onRevoke', 'onUpstreamError', 'onReuseDetected', 'onHookError', 'onStoreError',
+];
+const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
+const RESERVED_PARAMS = ['client_id', 'client_secret', 'grant_type'];
+
+export interface ClientCredentials {
+  readonly id: string | undefined;
+  readonly secret: string | undefined;
+  readonly auth: ClientAuthMethod;
+}
+
+/** The options resolved once, when `ninjaAuth()` is called. */
+export interface Configuration {
+  readonly prefix: string;
+  readonly tokenUrl: string;
+  readonly revokeUrl: string | undefined;
+  readonly client: ClientCredentials;
+  readonly extraParams: ReadonlyArray<readonly [string, string]>;
+  readonly grantTypes: ReadonlySet<string>;
+  /** SHA-256 of the authKey, so the comparison is constant-time whatever the lengths. */
+  readonly authKeyDigest: Buffer | undefined;
+  readonly isUsernameAllowed: ((username: string) => boolean | Promise<boolean>) | undefined;
+  readonly timeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly awaitHooks: boolean;
+  readonly hookTimeoutMs: number;
+  readonly hooks: Readonly<NinjaAuthHooks>;
+  readonly httpClient: AxiosInstance | undefined;
+  /** Values that must never appear in a log line. */
+  readonly secrets: readonly string[];
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.env): Configuration {
+  if (!isPlainObject(options)) throw new NinjaAuthConfigError('options', 'must be an object, e.g. ninjaAuth({ upstream: { tokenUrl } })');
+  rejectUnknownKeys(options, OPTION_NAMES, '');
+  const upstream = options.upstream ?? {};
+  if (!isPlainObject(upstream)) throw new NinjaAuthConfigError('upstream', 'must be an object, e.g. { tokenUrl: "https://idp.example.com/oauth/token" }');
+  rejectUnknownKeys(upstream, UPSTREAM_NAMES, 'upstream.');
+  const hooks = options.hooks ?? {};
+  if (!isPlainObject(hooks)) throw new NinjaAuthConfigError('hooks', 'must be an object of functions, e.g. { onRotation(event) {} }');
+  rejectUnknownKeys(hooks, HOOK_NAMES, 'hooks.');
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (hook !== undefined && typeof hook !== 'function') throw new NinjaAuthConfigError(`hooks.${name}`, 'must be a function');
+  }
+
+  const allowInsecure = optionalBoolean(options.allowInsecureUpstream, 'allowInsecureUpstream') ?? false;
+  const issuer = fromEnv(upstream.issuer, 'upstream.issuer', env, ENV.issuer);
+  if (issuer !== undefined) {
+    throw new NinjaAuthConfigError('upstream.issuer', 'is not supported yet: set upstream.tokenUrl (and upstream.revokeUrl) instead', ENV.issuer);
+  }
+  const tokenUrlValue = fromEnv(upstream.tokenUrl, 'upstream.tokenUrl', env, ENV.tokenUrl);
+  if (tokenUrlValue === undefined) {
+    throw new NinjaAuthConfigError('upstream.tokenUrl', 'is required, e.g. ninjaAuth({ upstream: { tokenUrl: "https://idp.example.com/oauth/token" } })', ENV.tokenUrl);
+  }
+  const tokenUrl = checkUpstreamUrl(tokenUrlValue, 'upstream.tokenUrl', ENV.tokenUrl, allowInsecure);
+  const revokeUrlValue = fromEnv(upstream.revokeUrl, 'upstream.revokeUrl', env, ENV.revokeUrl);
+  const revokeUrl = revokeUrlValue === undefined ? undefined : checkUpstreamUrl(revokeUrlValue, 'upstream.revokeUrl', ENV.revokeUrl, allowInsecure);
+
+  const client = parseClient(options, env);
+  const authKey = fromEnv(options.authKey, 'authKey', env, ENV.authKey);
+
+  return {
+    prefix: parsePrefix(options.prefix),
+    tokenUrl,
+    revokeUrl,
+    client,
+    extraParams: parseExtraParams(options.extraParams),
+    grantTypes: new Set(parseGrantTypes(options.grantTypes)),
+    authKeyDigest: authKey === undefined ? undefined : sha256(authKey),
+    isUsernameAllowed: parseAllowUsernames(options.allowUsernames),
+    timeoutMs: positiveInteger(options.timeoutMs, 'timeoutMs') ?? 10_000,
+    maxBodyBytes: positiveInteger(options.maxBodyBytes, 'maxBodyBytes') ?? 16_384,
+    awaitHooks: optionalBoolean(options.awaitHooks, 'awaitHooks') ?? false,
+    hookTimeoutMs: positiveInteger(options.hookTimeoutMs, 'hookTimeoutMs') ?? 5_000,
+    hooks: { ...hooks },
+    httpClient: parseHttpClient(options.httpClient),
+    secrets: [client.secret, authKey].filter((s): s is string => s !== undefined),
+  };
+}
+
+function parseClient(options: NinjaAuthOptions, env: Env): ClientCredentials {
+  const id = fromEnv(options.clientId, 'clientId', env, ENV.clientId);
+  const secret = fromEnv(options.clientSecret, 'clientSecret', env, ENV.clientSecret);
+  if (options.clientAuth !== undefined && !CLIENT_AUTH_METHODS.includes(options.clientAuth)) {
+    throw new NinjaAuthConfigError('clientAuth', `must be one of ${CLIENT_AUTH_METHODS.map((m) => `"${m}"`).join(', ')}`);
+  }
+  const auth = options.clientAuth ?? (secret === undefined ? 'none' : 'client_secret_post');
+  if (secret !== undefined && id === undefined) {
+    throw new NinjaAuthConfigError('clientId', 'is required when clientSecret is set', ENV.clientId);
+  }
+  if (auth !== 'none' && secret === undefined) {
+    throw new NinjaAuthConfigError('clientSecret', `is required with clientAuth "${auth}"`, ENV.clientSecret);
+  }
+  if (auth === 'none' && secret !== undefined) {
+    throw new NinjaAuthConfigError('clientAuth', 'is "none" but clientSecret is set: use "client_secret_post" or "client_secret_basic", or drop the secret');
+  }
+  return { id, secret, auth };
+}
+
+/** An explicit option wins over its environment variable; an empty environment variable counts as unset. */
+function fromEnv(value: unknown, option: string, env: Env, envVar: string): string | undefined {
+  if (value !== undefined) {
+    if (typeof value !== 'string' || value === '') throw new NinjaAuthConfigError(option, 'must be a non-empty string', envVar);
+    return value;
+  }
+  const fromEnvironment = env[envVar];
+  return fromEnvironment === undefined || fromEnvironment === '' ? undefined : fromEnvironment;
+}
+
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOST.test(hostname);
+}
+
+function checkUpstreamUrl(value: string, option: string, envVar: string, allowInsecure: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new NinjaAuthConfigError(option, 'must be an absolute URL, e.g. "https://idp.example.com/oauth/token"', envVar);
+  }
+  const insecureAllowed = url.protocol === 'http:' && (allowInsecure || isLoopbackHost(url.hostname));
+  if (url.protocol !== 'https:' && !insecureAllowed) {
+    throw new NinjaAuthConfigError(option, 'must use https: (http: only on localhost, 127.0.0.0/8 or [::1], unless allowInsecureUpstream: true)', envVar);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new NinjaAuthConfigError(option, 'must not carry credentials: use clientId and clientSecret', envVar);
+  }
+  return url.href;
+}
+
+function parsePrefix(value: unknown): string {
+  if (value === undefined) return '/auth';
+  if (typeof value !== 'string' || (value !== '' && !value.startsWith('/')) || /[\s?#]/.test(value)) {
+    throw new NinjaAuthConfigError('prefix', 'must be a path that starts with "/", e.g. "/auth"');
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function parseExtraParams(value: unknown): Array<[string, string]> {
+  if (value === undefined) return [];
+  if (!isPlainObject(value)) throw new NinjaAuthConfigError('extraParams', 'must be an object of strings, e.g. { audience: "https://api.example.com" }');
+  return Object.entries(value).map(([name, param]) => {
+    if (typeof param !== 'string') throw new NinjaAuthConfigError(`extraParams.${name}`, 'must be a string');
+    if (RESERVED_PARAMS.includes(name)) throw new NinjaAuthConfigError(`extraParams.${name}`, 'is set by the router itself: use clientId, clientSecret or grantTypes');
+    return [name, param];
+  });
+}
+
+function parseGrantTypes(value: unknown): string[] {
+  if (value === undefined) return DEFAULT_GRANT_TYPES;
+  if (!Array.isArray(value) || value.length === 0 || !value.every((g) => typeof g === 'string' && g !== '')) {
+    throw new NinjaAuthConfigError('grantTypes', 'must be a non-empty array of grant type names, e.g. ["password", "refresh_token"]');
+  }
+  return value;
+}
+
+function parseAllowUsernames(value: unknown): Configuration['isUsernameAllowed'] {
+  if (value === undefined) return undefined;
+  if (typeof value === 'function') return value as (username: string) => boolean | Promise<boolean>;
+  if (Array.isArray(value) && value.every((u) => typeof u === 'string')) {
+    const allowed = new Set(value);
+    return (username) => allowed.has(username);
+  }
+  throw new NinjaAuthConfigError('allowUsernames', 'must be an array of usernames or a function (username) => boolean');
+}
+
+function parseHttpClient(value: unknown): AxiosInstance | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function' || typeof (value as { request?: unknown }).request !== 'function') {
+    throw new NinjaAuthConfigError('httpClient', 'must be an axios instance, e.g. axios.create({ proxy: false })');
+  }
+  return value as AxiosInstance;
+}
+
+function positiveInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new NinjaAuthConfigError(option, 'must be a positive whole number');
+  }
+  return value;
+}
+
+function optionalBoolean(value: unknown, option: string): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  throw new NinjaAuthConfigError(option, 'must be true or false');
+}
+
+function rejectUnknownKeys(object: object, known: readonly string[], path: string): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const guess = closest(key, known);
+    const hint = guess === undefined ? `known options: ${known.join(', ')}` : `did you mean "${path}${guess}"?`;
+    throw new NinjaAuthConfigError(`${path}${key}`, `is not a ninja-auth option (a typo?): ${hint}`);
+  }
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}

@@ -1,0 +1,25 @@
+import type { Exchange } from './events.js';
+import { parseJson, tokenSetOf } from './events.js';
+import { fingerprint } from './redact.js';
+import type { UpstreamOutcome } from './upstream.js';
+
+/** The debug line for one request that reached the upstream: no token in it but as a fingerprint. */
+export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number): string {
+  const parts: string[] = [exchange.endpoint];
+  if (outcome.kind === 'failed') {
+    parts.push(String(outcome.refusal.status), outcome.refusal.error, `(${outcome.cause})`);
+  } else {
+    parts.push(String(outcome.status));
+  }
+  parts.push(`${durationMs.toFixed(1)}ms`, `id=${exchange.requestId.slice(0, 8)}`);
+  if (exchange.grantType !== undefined) parts.push(`grant=${exchange.grantType}`);
+  if (exchange.presentedRefreshToken !== undefined) parts.push(`presented=${fingerprint(exchange.presentedRefreshToken)}`);
+  if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
+  if (outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
+    const tokens = tokenSetOf(parseJson(outcome.body));
+    if (tokens.accessToken !== undefined) parts.push(`access=${fingerprint(tokens.accessToken)}`);
+    if (tokens.refreshToken !== undefined) parts.push(`refresh=${fingerprint(tokens.refreshToken)}`);
+    if (tokens.idToken !== undefined) parts.push(`id_token=${fingerprint(tokens.idToken)}`);
+  }
+  return parts.join(' ');
+}

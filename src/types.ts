@@ -1,0 +1,148 @@
+import type { Request } from 'express';
+import type { AxiosInstance } from 'axios';
+
+/** How the router authenticates itself to the upstream token and revocation endpoints. */
+export type ClientAuthMethod = 'client_secret_post' | 'client_secret_basic' | 'none';
+
+/** The path the caller used, relative to `prefix`. */
+export type EndpointName = 'token' | 'refresh_token' | 'revoke_token';
+
+export interface UpstreamOptions {
+  /** The upstream OAuth token endpoint. Defaults to env `NINJA_AUTH_TOKEN_URL`. */
+  tokenUrl?: string;
+  /** The upstream RFC 7009 revocation endpoint. Defaults to env `NINJA_AUTH_REVOKE_URL`; without it `revoke_token` answers 501. */
+  revokeUrl?: string;
+  /** OIDC / RFC 8414 discovery. Defaults to env `NINJA_AUTH_ISSUER`. Not available yet: setting it throws `NinjaAuthConfigError`. */
+  issuer?: string;
+}
+
+/** Every field is optional; `undefined` means "use the default". */
+export interface NinjaAuthOptions {
+  /** Where the endpoints are mounted inside the router. Defaults to `'/auth'`. */
+  prefix?: string;
+  upstream?: UpstreamOptions;
+  /** Client id sent upstream; replaces a client-sent `client_id`. Defaults to env `NINJA_AUTH_CLIENT_ID`. */
+  clientId?: string;
+  /** Kept server-side, never accepted from or shown to the caller. Defaults to env `NINJA_AUTH_CLIENT_SECRET`. */
+  clientSecret?: string;
+  /** Defaults to `'client_secret_post'` when a secret is set, else `'none'`. */
+  clientAuth?: ClientAuthMethod;
+  /** Added to every upstream token request (not revocation) when the caller did not send them. Defaults to `{}`. */
+  extraParams?: Record<string, string>;
+  /** Grant types accepted. Defaults to `['password', 'authorization_code', 'client_credentials', 'refresh_token']`. */
+  grantTypes?: string[];
+  /** When set, `/token` requires `Authorization: Bearer <authKey>`. Defaults to env `NINJA_AUTH_KEY`. */
+  authKey?: string;
+  /** Password grant only: which usernames may log in. Defaults to all. */
+  allowUsernames?: string[] | ((username: string) => boolean | Promise<boolean>);
+  /** Deadline for the whole upstream exchange, body included; past it the caller gets 504. Defaults to `10000` ms. */
+  timeoutMs?: number;
+  /** Request body limit; past it 413. Defaults to `16384` bytes. */
+  maxBodyBytes?: number;
+  /** Run hooks before the response is sent instead of after it is finished. Defaults to `false`. */
+  awaitHooks?: boolean;
+  /** With `awaitHooks`, the longest the response waits for the hooks. Defaults to `5000` ms. */
+  hookTimeoutMs?: number;
+  hooks?: NinjaAuthHooks;
+  /** The axios instance used to call the upstream. Defaults to a keep-alive instance built once per router. */
+  httpClient?: AxiosInstance;
+  /** Allow `http:` upstream URLs on hosts other than loopback. Defaults to `false`. */
+  allowInsecureUpstream?: boolean;
+}
+
+/** The tokens found in a 2xx upstream JSON body, under camel-case names. */
+export interface TokenSet {
+  accessToken?: string;
+  refreshToken?: string;
+  idToken?: string;
+  tokenType?: string;
+  expiresIn?: number;
+  scope?: string;
+}
+
+/** The parsed upstream JSON body, when it was JSON. */
+export type UpstreamJson = unknown;
+
+interface BaseEvent {
+  endpoint: EndpointName;
+  /** Unique per request to the router; also in the debug log. */
+  requestId: string;
+  /** The status the caller received. */
+  status: number;
+  /** Time from the request reaching the router to the upstream reply. */
+  durationMs: number;
+  at: Date;
+}
+
+export interface TokenIssuedEvent extends BaseEvent {
+  type: 'token_issued';
+  grantType: string;
+  /** The username of a password grant; never the password. */
+  username?: string;
+  tokens: TokenSet;
+  body: UpstreamJson;
+}
+
+export interface RotationEvent extends BaseEvent {
+  type: 'rotation';
+  /** The refresh token the caller presented. */
+  previousRefreshToken: string;
+  /** True when the upstream returned a refresh token that differs from the one presented. */
+  rotated: boolean;
+  /** True when the reply was replayed from the store instead of fetched upstream (rotation safety). */
+  replayed: boolean;
+  tokens: TokenSet;
+  body: UpstreamJson;
+}
+
+export interface RevokeEvent extends BaseEvent {
+  type: 'revoke';
+  /** The token the caller asked to revoke. */
+  token: string;
+  tokenTypeHint?: string;
+}
+
+export interface UpstreamErrorEvent extends BaseEvent {
+  type: 'upstream_error';
+  /** Set on the `/token` endpoint. */
+  grantType?: string;
+  /** The OAuth `error` code: the upstream's, or `upstream_unavailable` / `upstream_timeout` when it did not answer. */
+  error?: string;
+  errorDescription?: string;
+  /** The parsed upstream JSON body, when the upstream answered JSON. */
+  body?: UpstreamJson;
+}
+
+export interface ReuseDetectedEvent extends BaseEvent {
+  type: 'reuse_detected';
+  refreshTokenFingerprint: string;
+  rotatedAt: Date;
+  sinceRotationMs: number;
+}
+
+export type NinjaAuthEvent =
+  | TokenIssuedEvent
+  | RotationEvent
+  | RevokeEvent
+  | UpstreamErrorEvent
+  | ReuseDetectedEvent;
+
+type Hook<E> = (event: E, req: Request) => void | Promise<void>;
+
+/** Observers. They see deep-frozen events and can never change what the caller gets. */
+export interface NinjaAuthHooks {
+  /** 2xx on `/token` for a grant other than `refresh_token`. */
+  onTokenIssued?: Hook<TokenIssuedEvent>;
+  /** 2xx on a `refresh_token` grant, from either endpoint. */
+  onRotation?: Hook<RotationEvent>;
+  /** 2xx on `/revoke_token`. */
+  onRevoke?: Hook<RevokeEvent>;
+  /** A non-2xx upstream answer, or 502 / 504 when it did not answer. */
+  onUpstreamError?: Hook<UpstreamErrorEvent>;
+  /** A rotated-away refresh token presented again (rotation safety). */
+  onReuseDetected?: Hook<ReuseDetectedEvent>;
+  /** A hook threw, rejected, or (with `awaitHooks`) outlived `hookTimeoutMs`. */
+  onHookError?(error: unknown, event: NinjaAuthEvent): void;
+  /** The shared store failed (rotation safety). */
+  onStoreError?(error: unknown): void;
+}

@@ -1,0 +1,145 @@
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance, type AxiosRequestConfig, type AxiosResponse } from 'axios';
+import { Refusal } from './errors.js';
+import type { Configuration } from './options.js';
+
+/** The largest upstream body the router will pass on; a token reply is a few kilobytes. */
+export const MAX_UPSTREAM_BODY_BYTES = 1024 * 1024;
+
+/** A request to the upstream: always a form POST, the client credentials already in place. */
+export interface UpstreamCall {
+  readonly url: string;
+  readonly form: URLSearchParams;
+  /** `Basic …` under client_secret_basic. */
+  readonly authorization?: string;
+}
+
+/** The upstream answered HTTP: everything the caller will get, exactly as received. */
+export interface UpstreamAnswer {
+  readonly kind: 'answered';
+  readonly status: number;
+  /** End-to-end headers only: hop-by-hop, `Set-Cookie` and `Content-Length` are already gone. */
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  readonly body: Buffer;
+}
+
+/** The upstream did not answer HTTP in time: the router answers 502 or 504 itself. */
+export interface UpstreamFailure {
+  readonly kind: 'failed';
+  readonly refusal: Refusal;
+  /** A short code for the log, e.g. `ECONNREFUSED` or `timeout`; never a URL or a message. */
+  readonly cause: string;
+}
+
+export type UpstreamOutcome = UpstreamAnswer | UpstreamFailure;
+
+export type Upstream = (call: UpstreamCall) => Promise<UpstreamOutcome>;
+
+const keepBytes = <T>(data: T): T => data;
+
+/** Settings every upstream request needs, whichever axios instance sends it. */
+const REQUEST_DEFAULTS = {
+  method: 'POST',
+  responseType: 'arraybuffer',
+  transformRequest: [keepBytes],
+  transformResponse: [keepBytes],
+  validateStatus: () => true,
+  maxRedirects: 0,
+  maxContentLength: MAX_UPSTREAM_BODY_BYTES,
+  decompress: true,
+} satisfies AxiosRequestConfig;
+
+export function createDefaultHttpClient(): AxiosInstance {
+  return axios.create({
+    ...REQUEST_DEFAULTS,
+    httpAgent: new http.Agent({ keepAlive: true }),
+    httpsAgent: new https.Agent({ keepAlive: true }),
+  });
+}
+
+/** Builds the router's single upstream client. */
+export function createUpstream(config: Configuration): Upstream {
+  const client = config.httpClient ?? createDefaultHttpClient();
+  return async (call) => {
+    const deadline = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      deadline.abort();
+    }, config.timeoutMs);
+    try {
+      const response = await client.request<unknown>({
+        ...REQUEST_DEFAULTS,
+        url: call.url,
+        data: call.form.toString(),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          'accept-encoding': 'identity',
+          ...(call.authorization === undefined ? {} : { authorization: call.authorization }),
+        },
+        signal: deadline.signal,
+      });
+      return toAnswer(response);
+    } catch (error) {
+      return timedOut || isTimeout(error) ? failure(504, 'timeout') : failure(502, errorCode(error));
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function toAnswer(response: AxiosResponse<unknown>): UpstreamOutcome {
+  const body = asBytes(response.data);
+  if (body === undefined) return failure(502, 'httpClient did not return raw bytes');
+  const raw = response.headers as Record<string, unknown> & { toJSON?: () => Record<string, unknown> };
+  return { kind: 'answered', status: response.status, headers: endToEndHeaders(raw.toJSON?.() ?? raw), body };
+}
+
+function asBytes(data: unknown): Buffer | undefined {
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data === undefined || data === null || data === '') return Buffer.alloc(0);
+  return undefined;
+}
+
+const NOT_FORWARDED = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'trailers', 'transfer-encoding', 'upgrade', 'set-cookie', 'content-length',
+]);
+
+/** RFC 9110 §7.6.1: hop-by-hop headers, plus those the upstream's `Connection` header names. */
+export function endToEndHeaders(headers: Record<string, unknown>): Record<string, string | string[]> {
+  const connection = headers['connection'];
+  const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((h) => h.trim()) : [];
+  const kept: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (NOT_FORWARDED.has(lower) || named.includes(lower)) continue;
+    if (typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+      kept[lower] = value as string | string[];
+    } else if (typeof value === 'number') {
+      kept[lower] = String(value);
+    }
+  }
+  return kept;
+}
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNABORTED' || code === 'ETIMEDOUT';
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'unknown';
+}
+
+function failure(status: 502 | 504, cause: string): UpstreamFailure {
+  const refusal = status === 504
+    ? new Refusal(504, 'upstream_timeout', 'the authorization server did not answer in time')
+    : new Refusal(502, 'upstream_unavailable', 'the authorization server could not be reached');
+  return { kind: 'failed', refusal, cause };
+}
