@@ -1,0 +1,111 @@
+import { once } from 'node:events';
+import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createProvider } from '../../example-app/provider.js';
+
+export interface Listening {
+  readonly server: Server;
+  readonly origin: string;
+  close(): Promise<void>;
+}
+
+/** Starts a server on a free loopback port. */
+export async function listen(handler: RequestListener): Promise<Listening> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    origin: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A request as the upstream saw it. */
+export interface SeenRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+  readonly form: URLSearchParams;
+}
+
+export interface RawUpstream extends Listening {
+  readonly url: string;
+  readonly requests: SeenRequest[];
+}
+
+/**
+ * A bare node:http upstream for what no real provider does (or for exact control of the reply): the handler
+ * writes the answer itself, after the request body has been read and recorded.
+ */
+export async function rawUpstream(reply: (res: ServerResponse, seen: SeenRequest) => void): Promise<RawUpstream> {
+  const requests: SeenRequest[] = [];
+  const listening = await listen((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, form: new URLSearchParams(body) };
+      requests.push(seen);
+      reply(res, seen);
+    });
+  });
+  return { ...listening, url: `${listening.origin}/token`, requests };
+}
+
+/** An upstream that answers every request with these exact bytes. */
+export function fixedReply(status: number, headers: Record<string, string | string[]>, body: string | Buffer): (res: ServerResponse) => void {
+  return (res) => {
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+}
+
+/** A loopback URL on which nothing listens. */
+export async function closedPortUrl(): Promise<string> {
+  const listening = await listen(() => undefined);
+  await listening.close();
+  return `${listening.origin}/token`;
+}
+
+export interface ProviderUnderTest extends Listening {
+  readonly tokenUrl: string;
+  readonly revokeUrl: string;
+  readonly stats: ReturnType<typeof createProvider>['stats'];
+  /** Every body the provider wrote, in order: what the router must have passed on byte for byte. */
+  readonly sentBodies: Buffer[];
+}
+
+/** The embedded @node-oauth/oauth2-server provider, with a tap on the bytes it sends. */
+export async function startProvider(options?: Parameters<typeof createProvider>[0]): Promise<ProviderUnderTest> {
+  const provider = createProvider(options);
+  const sentBodies: Buffer[] = [];
+  const listening = await listen((req, res) => {
+    const chunks: Buffer[] = [];
+    const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk as string));
+      return write(chunk, ...rest);
+    }) as ServerResponse['write'];
+    res.end = ((...args: unknown[]) => {
+      const chunk = args[0];
+      if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string));
+      sentBodies.push(Buffer.concat(chunks));
+      return end(...args);
+    }) as ServerResponse['end'];
+    provider.app(req, res);
+  });
+  return {
+    ...listening,
+    tokenUrl: `${listening.origin}/oauth/token`,
+    revokeUrl: `${listening.origin}/oauth/revoke`,
+    stats: provider.stats,
+    sentBodies,
+  };
+}
