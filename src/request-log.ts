@@ -15,6 +15,10 @@ export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durati
   if (exchange.grantType !== undefined) parts.push(`grant=${exchange.grantType}`);
   if (exchange.presentedRefreshToken !== undefined) parts.push(`presented=${fingerprint(exchange.presentedRefreshToken)}`);
   if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
+  if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299)) {
+    const error = (parseJson(outcome.body) as { error?: unknown } | undefined)?.error;
+    if (typeof error === 'string' && /^[\w.-]{1,64}$/.test(error)) parts.splice(2, 0, error);
+  }
   if (outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
     const tokens = tokenSetOf(parseJson(outcome.body));
     if (tokens.accessToken !== undefined) parts.push(`access=${fingerprint(tokens.accessToken)}`);

@@ -1,4 +1,5 @@
 import express, { type RequestHandler } from 'express';
+import type { Response as SuperagentResponse } from 'superagent';
 import { ninjaAuth } from '../../src/index.js';
 import type { NinjaAuthOptions } from '../../src/index.js';
 
@@ -26,8 +27,9 @@ export async function eventually(check: () => boolean, timeoutMs = 2000): Promis
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A supertest parser that keeps the body as the exact bytes received: `.buffer(true).parse(asBytes)`. */
-export function asBytes(res: NodeJS.ReadableStream, callback: (error: Error | null, body: Buffer) => void): void {
+export function asBytes(res: SuperagentResponse, callback: (error: Error | null, body: Buffer) => void): void {
+  const stream = res as unknown as NodeJS.ReadableStream;
   const chunks: Buffer[] = [];
-  res.on('data', (chunk: Buffer) => chunks.push(chunk));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stream.on('end', () => callback(null, Buffer.concat(chunks)));
 }
