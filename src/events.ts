@@ -1,5 +1,6 @@
 import type { UpstreamOutcome } from './upstream.js';
-import type { EndpointName, NinjaAuthEvent, TokenSet } from './types.js';
+import type { ReuseSighting } from './rotation/guard.js';
+import type { EndpointName, NinjaAuthEvent, ReuseDetectedEvent, TokenSet } from './types.js';
 
 /** What the router knows of one request by the time the upstream has answered. */
 export interface Exchange {
@@ -25,7 +26,7 @@ export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): Ninja
 }
 
 /** The event an upstream outcome means, deep-frozen; the caller's bytes are never part of it. */
-export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number): NinjaAuthEvent {
+export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean): NinjaAuthEvent {
   const base = {
     endpoint: exchange.endpoint,
     requestId: exchange.requestId,
@@ -72,7 +73,7 @@ export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationM
       status,
       previousRefreshToken: exchange.presentedRefreshToken,
       rotated: tokens.refreshToken !== undefined && tokens.refreshToken !== exchange.presentedRefreshToken,
-      replayed: false,
+      replayed,
       tokens,
       body,
     });
@@ -85,6 +86,21 @@ export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationM
     ...(exchange.username === undefined ? {} : { username: exchange.username }),
     tokens,
     body,
+  });
+}
+
+/** A rotated-away refresh token came back: reported beside the request's own event. */
+export function reuseEventFor(exchange: Exchange, status: number, durationMs: number, reuse: ReuseSighting): ReuseDetectedEvent {
+  return deepFreeze({
+    type: 'reuse_detected',
+    endpoint: exchange.endpoint,
+    requestId: exchange.requestId,
+    status,
+    durationMs,
+    at: new Date(exchange.at),
+    refreshTokenFingerprint: reuse.fingerprint,
+    rotatedAt: new Date(reuse.rotatedAt),
+    sinceRotationMs: exchange.at.getTime() - reuse.rotatedAt.getTime(),
   });
 }
 

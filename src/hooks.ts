@@ -12,7 +12,7 @@ const HOOK_OF_EVENT = {
   reuse_detected: 'onReuseDetected',
 } as const satisfies Record<NinjaAuthEvent['type'], keyof NinjaAuthHooks>;
 
-type EventHook = (event: NinjaAuthEvent, req: Request) => void | Promise<void>;
+export type EventHook = (event: NinjaAuthEvent, req: Request) => void | Promise<void>;
 
 export function hookFor(hooks: Readonly<NinjaAuthHooks>, type: NinjaAuthEvent['type']): EventHook | undefined {
   return hooks[HOOK_OF_EVENT[type]] as EventHook | undefined;

@@ -8,3 +8,5 @@ export const proxyLog = root.extend('proxy');
 export const hooksLog = root.extend('hooks');
 /** Upstream transport failures (never the URL). */
 export const upstreamLog = root.extend('upstream');
+/** Store failures: the router then refreshes without the store. */
+export const storeLog = root.extend('store');

@@ -7,13 +7,14 @@ import { revokeTokenPlanner } from './endpoints/revoke-token.js';
 import { tokenPlanner } from './endpoints/token.js';
 import type { EndpointContext, Plan, Planner } from './endpoints/plan.js';
 import { Refusal, sendRefusal } from './errors.js';
-import { type Exchange, eventFor, eventTypeOf } from './events.js';
-import { afterResponse, awaitHook, hookFor, invokeHook } from './hooks.js';
+import { type Exchange, eventFor, eventTypeOf, reuseEventFor } from './events.js';
+import { type EventHook, afterResponse, awaitHook, hookFor, invokeHook } from './hooks.js';
 import { proxyLog } from './log.js';
 import { type Configuration, parseOptions } from './options.js';
 import { describeError } from './redact.js';
 import { requestLine } from './request-log.js';
-import type { EndpointName, NinjaAuthOptions } from './types.js';
+import { type GuardedRefresh, type RefreshResult, type ReuseSighting, rotationGuard } from './rotation/guard.js';
+import type { EndpointName, NinjaAuthEvent, NinjaAuthOptions } from './types.js';
 import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.js';
 
 /**
@@ -23,6 +24,7 @@ import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.
 export function ninjaAuth(options?: NinjaAuthOptions): Router {
   const config = parseOptions(options);
   const upstream = createUpstream(config);
+  const services: Services = { config, upstream, refresh: rotationGuard(config, upstream) };
   const context: EndpointContext = { config, authenticate: clientAuthenticator(config.client) };
   const planners: ReadonlyArray<readonly [EndpointName, Planner]> = [
     ['token', tokenPlanner(context)],
@@ -39,12 +41,18 @@ export function ninjaAuth(options?: NinjaAuthOptions): Router {
       next();
       return;
     }
-    void serve(config, upstream, endpoint.name, endpoint.planner, req, res);
+    void serve(services, endpoint.name, endpoint.planner, req, res);
   });
   return router;
 }
 
-async function serve(config: Configuration, upstream: Upstream, name: EndpointName, planner: Planner, req: Request, res: Response): Promise<void> {
+interface Services {
+  readonly config: Configuration;
+  readonly upstream: Upstream;
+  readonly refresh: GuardedRefresh;
+}
+
+async function serve({ config, upstream, refresh }: Services, name: EndpointName, planner: Planner, req: Request, res: Response): Promise<void> {
   const startedAt = performance.now();
   const requestId = randomUUID();
   let plan: Plan | undefined;
@@ -52,16 +60,21 @@ async function serve(config: Configuration, upstream: Upstream, name: EndpointNa
     if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
     plan = await planner(req);
     const exchange: Exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
-    const outcome = await upstream(plan.call);
+    const presented = plan.details.presentedRefreshToken;
+    const { outcome, replayed, reuse }: RefreshResult =
+      presented === undefined ? { outcome: await upstream(plan.call), replayed: false } : await refresh(plan.call, presented);
     const durationMs = performance.now() - startedAt;
-    const hook = hookFor(config.hooks, eventTypeOf(exchange, outcome));
-    const event = hook === undefined ? undefined : eventFor(exchange, outcome, durationMs);
-    if (hook !== undefined && event !== undefined && config.awaitHooks) await awaitHook(config, hook, event, req);
-    answer(res, outcome);
-    if (hook !== undefined && event !== undefined && !config.awaitHooks) {
-      afterResponse(res, () => void invokeHook(config, hook, event, req));
+    const events = eventsFor(config, exchange, outcome, durationMs, replayed, reuse);
+    if (config.awaitHooks) {
+      for (const [hook, event] of events) await awaitHook(config, hook, event, req);
     }
-    if (proxyLog.enabled) proxyLog(requestLine(exchange, outcome, durationMs));
+    answer(res, outcome);
+    if (!config.awaitHooks && events.length > 0) {
+      afterResponse(res, () => {
+        for (const [hook, event] of events) void invokeHook(config, hook, event, req);
+      });
+    }
+    if (proxyLog.enabled) proxyLog(requestLine(exchange, outcome, durationMs, replayed, reuse));
   } catch (error) {
     const refusal = error instanceof Refusal ? error : new Refusal(500, 'server_error', 'the token proxy failed unexpectedly');
     if (!(error instanceof Refusal)) {
@@ -74,6 +87,26 @@ async function serve(config: Configuration, upstream: Upstream, name: EndpointNa
     }
     if (proxyLog.enabled) proxyLog('%s %d %s %sms id=%s', name, refusal.status, refusal.error, (performance.now() - startedAt).toFixed(1), requestId.slice(0, 8));
   }
+}
+
+/** The hooks to run for this request, each with its frozen event: built only when a hook wants it. */
+function eventsFor(
+  config: Configuration,
+  exchange: Exchange,
+  outcome: UpstreamOutcome,
+  durationMs: number,
+  replayed: boolean,
+  reuse: ReuseSighting | undefined,
+): Array<[EventHook, NinjaAuthEvent]> {
+  const events: Array<[EventHook, NinjaAuthEvent]> = [];
+  const hook = hookFor(config.hooks, eventTypeOf(exchange, outcome));
+  if (hook !== undefined) events.push([hook, eventFor(exchange, outcome, durationMs, replayed)]);
+  const reuseHook = hookFor(config.hooks, 'reuse_detected');
+  if (reuse !== undefined && reuseHook !== undefined) {
+    const status = outcome.kind === 'answered' ? outcome.status : outcome.refusal.status;
+    events.push([reuseHook, reuseEventFor(exchange, status, durationMs, reuse)]);
+  }
+  return events;
 }
 
 function answer(res: Response, outcome: UpstreamOutcome): void {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
 import { NinjaAuthConfigError } from './errors.js';
-import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions } from './types.js';
+import { MemoryStore } from './stores/memory-store.js';
+import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore } from './types.js';
 
 export const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
 
@@ -17,7 +18,7 @@ const ENV = {
 const OPTION_NAMES: ReadonlyArray<keyof NinjaAuthOptions> = [
   'prefix', 'upstream', 'clientId', 'clientSecret', 'clientAuth', 'extraParams', 'grantTypes', 'authKey',
   'allowUsernames', 'timeoutMs', 'maxBodyBytes', 'awaitHooks', 'hookTimeoutMs', 'hooks', 'httpClient',
-  'allowInsecureUpstream',
+  'allowInsecureUpstream', 'coalesce', 'reuseGraceMs', 'reuseDetectionMs', 'store', 'storeTimeoutMs',
 ];
 const UPSTREAM_NAMES = ['tokenUrl', 'revokeUrl', 'issuer'];
 const HOOK_NAMES: ReadonlyArray<keyof NinjaAuthHooks> = [
@@ -30,6 +31,14 @@ export interface ClientCredentials {
   readonly id: string | undefined;
   readonly secret: string | undefined;
   readonly auth: ClientAuthMethod;
+}
+
+export interface RotationSettings {
+  readonly coalesce: boolean;
+  readonly reuseGraceMs: number;
+  readonly reuseDetectionMs: number;
+  readonly store: NinjaAuthStore;
+  readonly storeTimeoutMs: number;
 }
 
 /** The options resolved once, when `ninjaAuth()` is called. */
@@ -49,6 +58,7 @@ export interface Configuration {
   readonly hookTimeoutMs: number;
   readonly hooks: Readonly<NinjaAuthHooks>;
   readonly httpClient: AxiosInstance | undefined;
+  readonly rotation: RotationSettings;
   /** Values that must never appear in a log line. */
   readonly secrets: readonly string[];
 }
@@ -99,8 +109,30 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
     hookTimeoutMs: positiveInteger(options.hookTimeoutMs, 'hookTimeoutMs') ?? 5_000,
     hooks: { ...hooks },
     httpClient: parseHttpClient(options.httpClient),
+    rotation: parseRotation(options),
     secrets: [client.secret, authKey].filter((s): s is string => s !== undefined),
   };
+}
+
+function parseRotation(options: NinjaAuthOptions): RotationSettings {
+  return {
+    coalesce: optionalBoolean(options.coalesce, 'coalesce') ?? true,
+    reuseGraceMs: nonNegativeInteger(options.reuseGraceMs, 'reuseGraceMs') ?? 10_000,
+    reuseDetectionMs: nonNegativeInteger(options.reuseDetectionMs, 'reuseDetectionMs') ?? 86_400_000,
+    store: parseStore(options.store) ?? new MemoryStore(),
+    storeTimeoutMs: positiveInteger(options.storeTimeoutMs, 'storeTimeoutMs') ?? 500,
+  };
+}
+
+const STORE_METHODS = ['get', 'set', 'setIfAbsent', 'deleteIfEquals'] as const;
+
+function parseStore(value: unknown): NinjaAuthStore | undefined {
+  if (value === undefined) return undefined;
+  const missing = STORE_METHODS.filter((method) => typeof (value as Record<string, unknown> | null)?.[method] !== 'function');
+  if (typeof value !== 'object' || value === null || missing.length > 0) {
+    throw new NinjaAuthConfigError('store', `must be a NinjaAuthStore such as new MemoryStore() or new RedisStore({ client }) (missing: ${missing.join(', ')})`);
+  }
+  return value as NinjaAuthStore;
 }
 
 function parseClient(options: NinjaAuthOptions, env: Env): ClientCredentials {
@@ -203,6 +235,14 @@ function positiveInteger(value: unknown, option: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
     throw new NinjaAuthConfigError(option, 'must be a positive whole number');
+  }
+  return value;
+}
+
+function nonNegativeInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new NinjaAuthConfigError(option, 'must be a whole number, 0 or more');
   }
   return value;
 }

@@ -1,10 +1,11 @@
 import type { Exchange } from './events.js';
 import { parseJson, tokenSetOf } from './events.js';
 import { fingerprint } from './redact.js';
+import type { ReuseSighting } from './rotation/guard.js';
 import type { UpstreamOutcome } from './upstream.js';
 
 /** The debug line for one request that reached the upstream: no token in it but as a fingerprint. */
-export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number): string {
+export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean, reuse: ReuseSighting | undefined): string {
   const parts: string[] = [exchange.endpoint];
   if (outcome.kind === 'failed') {
     parts.push(String(outcome.refusal.status), outcome.refusal.error, `(${outcome.cause})`);
@@ -14,6 +15,8 @@ export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durati
   parts.push(`${durationMs.toFixed(1)}ms`, `id=${exchange.requestId.slice(0, 8)}`);
   if (exchange.grantType !== undefined) parts.push(`grant=${exchange.grantType}`);
   if (exchange.presentedRefreshToken !== undefined) parts.push(`presented=${fingerprint(exchange.presentedRefreshToken)}`);
+  if (replayed) parts.push('replayed');
+  if (reuse !== undefined) parts.push(`reuse-detected rotated=${reuse.rotatedAt.toISOString()}`);
   if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
   if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299)) {
     const error = (parseJson(outcome.body) as { error?: unknown } | undefined)?.error;

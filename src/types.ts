@@ -48,6 +48,16 @@ export interface NinjaAuthOptions {
   httpClient?: AxiosInstance;
   /** Allow `http:` upstream URLs on hosts other than loopback. Defaults to `false`. */
   allowInsecureUpstream?: boolean;
+  /** Identical refresh requests in flight at the same time share one upstream request. Defaults to `true`. */
+  coalesce?: boolean;
+  /** After a 2xx rotation, the same request repeated within this window gets the same reply again. `0` turns replay off. Defaults to `10000` ms. */
+  reuseGraceMs?: number;
+  /** How long fingerprints of rotated-away refresh tokens are remembered for `onReuseDetected`. `0` turns detection off. Defaults to `86400000` ms (a day). */
+  reuseDetectionMs?: number;
+  /** Where rotation state lives. Defaults to a `new MemoryStore()` per router; use a `RedisStore` across processes. */
+  store?: NinjaAuthStore;
+  /** A refresh never waits on one store operation longer than this; past it the store is bypassed. Defaults to `500` ms. */
+  storeTimeoutMs?: number;
 }
 
 /** The tokens found in a 2xx upstream JSON body, under camel-case names. */
@@ -145,4 +155,22 @@ export interface NinjaAuthHooks {
   onHookError?(error: unknown, event: NinjaAuthEvent): void;
   /** The shared store failed (rotation safety). */
   onStoreError?(error: unknown): void;
+}
+
+/**
+ * Where in-flight refreshes, replayable replies and fingerprints of rotated-away tokens live. Keys are
+ * fingerprints and values are opaque strings (encrypted where they hold a reply); a store never sees a token.
+ * Every method may answer synchronously or with a promise.
+ */
+export interface NinjaAuthStore {
+  /** The value under `key`, or `undefined` when there is none or it expired. */
+  get(key: string): Promise<string | undefined> | string | undefined;
+  /** Stores `value` under `key` for `ttlMs`, replacing what was there. */
+  set(key: string, value: string, ttlMs: number): Promise<void> | void;
+  /** Stores `value` only when `key` holds nothing; `true` when it did. The lock of a refresh. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> | boolean;
+  /** Deletes `key` only while it still holds `value`: releases a lock without touching a later holder's. */
+  deleteIfEquals(key: string, value: string): Promise<void> | void;
+  /** Stops timers and the like; the router never calls it, the app does on shutdown. */
+  shutdown?(): Promise<void> | void;
 }

@@ -109,3 +109,39 @@ export async function startProvider(options?: Parameters<typeof createProvider>[
     sentBodies,
   };
 }
+
+export interface RotatingUpstream extends RawUpstream {
+  /** Issues a fresh refresh token, as a login would. */
+  login(): string;
+  /** Upstream token calls so far. */
+  readonly calls: () => number;
+}
+
+/**
+ * A strict rotating token endpoint: each refresh token works once, and using it issues the next. For exact
+ * control of timing (`delayMs`) in race tests; provider-specific behaviour is tested against real providers.
+ */
+export async function rotatingUpstream(options: { delayMs?: number } = {}): Promise<RotatingUpstream> {
+  const valid = new Set<string>();
+  let issued = 0;
+  const issue = (): string => {
+    const token = `rt-${++issued}-${Math.random().toString(36).slice(2)}`;
+    valid.add(token);
+    return token;
+  };
+  const upstream = await rawUpstream((res, seen) => {
+    const answer = (): void => {
+      const presented = seen.form.get('refresh_token') ?? '';
+      if (!valid.delete(presented)) {
+        res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end('{"error":"invalid_grant","error_description":"refresh token already used"}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ access_token: `at-${issued}`, refresh_token: issue(), token_type: 'Bearer', scope: seen.form.get('scope') ?? 'default' }));
+    };
+    if (options.delayMs) setTimeout(answer, options.delayMs);
+    else answer();
+  });
+  return { ...upstream, login: issue, calls: () => upstream.requests.length };
+}

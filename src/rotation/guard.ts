@@ -1,0 +1,136 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseJson, tokenSetOf } from '../events.js';
+import { storeLog } from '../log.js';
+import type { Configuration } from '../options.js';
+import { describeError, fingerprint } from '../redact.js';
+import type { Upstream, UpstreamCall, UpstreamOutcome } from '../upstream.js';
+import { openReply, sealReply } from './reply-cipher.js';
+import { StoreSession } from './store-session.js';
+
+/** A rotated-away refresh token was presented again, outside the replay rules. */
+export interface ReuseSighting {
+  readonly fingerprint: string;
+  readonly rotatedAt: Date;
+}
+
+export interface RefreshResult {
+  readonly outcome: UpstreamOutcome;
+  /** The reply came from a coalesced request or the store, not from an upstream call of this request's own. */
+  readonly replayed: boolean;
+  readonly reuse?: ReuseSighting;
+}
+
+export type GuardedRefresh = (call: UpstreamCall, refreshToken: string) => Promise<RefreshResult>;
+
+const LOCK_POLL_MS = 10;
+
+/**
+ * The refresh path: coalescing, the replay window and reuse detection, over the configured store.
+ * Every upstream answer still reaches the caller unchanged; the store only ever decides whether to ask again.
+ */
+export function rotationGuard(config: Configuration, upstream: Upstream): GuardedRefresh {
+  const { rotation } = config;
+  const inFlight = new Map<string, Promise<RefreshResult>>();
+  const lockTtlMs = config.timeoutMs + 2 * rotation.storeTimeoutMs;
+  // With replay off, a reply is still kept for as long as a lock can be held: for the requests that waited on it.
+  const replyTtlMs = rotation.reuseGraceMs > 0 ? rotation.reuseGraceMs : lockTtlMs;
+
+  const reportStoreFailure = (error: unknown): void => {
+    storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
+    const hook = config.hooks.onStoreError;
+    if (hook === undefined) return;
+    try {
+      const returned: unknown = hook(error);
+      if (returned instanceof Promise) returned.catch(() => undefined);
+    } catch {
+      // An observer's failure is not the caller's.
+    }
+  };
+
+  async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
+    const store = new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
+    const tokenId = sha256(refreshToken);
+    const replyKey = `reply:${requestKey}`;
+    const [stored, sealed, rotatedAt, predecessor] = await Promise.all([
+      rotation.reuseGraceMs > 0 ? store.get(replyKey) : undefined,
+      store.get(`sealed:${tokenId}`),
+      rotation.reuseDetectionMs > 0 ? store.get(`rotated:${tokenId}`) : undefined,
+      rotation.reuseGraceMs > 0 ? store.get(`pred:${tokenId}`) : undefined,
+    ]);
+    // The successor is in use: from now on its predecessor is never replayed again.
+    if (predecessor !== undefined) await store.set(`sealed:${predecessor}`, '1', rotation.reuseGraceMs);
+    const replayable = sealed === undefined;
+    const replay = (value: string | undefined): RefreshResult | undefined => {
+      const answer = replayable && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
+      return answer === undefined ? undefined : { outcome: answer, replayed: true };
+    };
+
+    const fromStore = replay(stored);
+    if (fromStore !== undefined) return fromStore;
+    const reuse = rotatedAt === undefined ? undefined : { fingerprint: fingerprint(refreshToken), rotatedAt: new Date(Number(rotatedAt)) };
+
+    const remember = async (outcome: UpstreamOutcome): Promise<void> => {
+      if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
+      const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
+      if (successor === undefined || successor === refreshToken) return;
+      await Promise.all([
+        store.set(replyKey, sealReply(outcome, refreshToken, requestKey), replyTtlMs),
+        rotation.reuseDetectionMs > 0 ? store.set(`rotated:${tokenId}`, String(Date.now()), rotation.reuseDetectionMs) : undefined,
+        rotation.reuseGraceMs > 0 ? store.set(`pred:${sha256(successor)}`, tokenId, rotation.reuseGraceMs) : undefined,
+      ]);
+    };
+    const callUpstream = async (): Promise<RefreshResult> => {
+      const outcome = await upstream(call);
+      await remember(outcome);
+      return reuse === undefined ? { outcome, replayed: false } : { outcome, replayed: false, reuse };
+    };
+
+    if (!rotation.coalesce) return callUpstream();
+    const lockKey = `lock:${requestKey}`;
+    const owner = randomUUID();
+    const waitUntil = Date.now() + lockTtlMs;
+    let waited = false;
+    for (;;) {
+      const taken = await store.setIfAbsent(lockKey, owner, lockTtlMs);
+      if (taken === undefined) return callUpstream();
+      if (taken) {
+        try {
+          // Another instance may have finished while this one waited for the lock, or just before it came.
+          const secondLook = waited || rotation.reuseGraceMs > 0 ? replay(await store.get(replyKey)) : undefined;
+          return secondLook ?? (await callUpstream());
+        } finally {
+          await store.deleteIfEquals(lockKey, owner);
+        }
+      }
+      waited = true;
+      await sleep(LOCK_POLL_MS);
+      const whileWaiting = replay(await store.get(replyKey));
+      if (whileWaiting !== undefined) return whileWaiting;
+      if (store.failed || Date.now() > waitUntil) return callUpstream();
+    }
+  }
+
+  return async (call, refreshToken) => {
+    const requestKey = requestKeyOf(call, refreshToken, config.client.id);
+    if (!rotation.coalesce) return guarded(call, refreshToken, requestKey);
+    const pending = inFlight.get(requestKey);
+    if (pending !== undefined) {
+      const shared = await pending;
+      return { outcome: shared.outcome, replayed: true };
+    }
+    const leader = guarded(call, refreshToken, requestKey).finally(() => inFlight.delete(requestKey));
+    inFlight.set(requestKey, leader);
+    return leader;
+  };
+}
+
+/** Two refreshes are the same request when token, client, scope, audience and resource all match. */
+function requestKeyOf(call: UpstreamCall, refreshToken: string, clientId: string | undefined): string {
+  const { form } = call;
+  return sha256(JSON.stringify([refreshToken, clientId ?? form.get('client_id') ?? '', form.get('scope') ?? '', form.getAll('audience'), form.getAll('resource')]));
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}

@@ -1,0 +1,40 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type { UpstreamAnswer } from '../upstream.js';
+
+// A stored reply holds tokens, so it is sealed with AES-256-GCM under a key derived from the refresh token the
+// caller presented: a dump of the store opens nothing without that token.
+
+const SALT = 'ninja-auth/reply/v1';
+
+interface StoredReply {
+  s: number;
+  h: Record<string, string | string[]>;
+  b: string;
+}
+
+function keyFor(refreshToken: string, requestKey: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', refreshToken, SALT, requestKey, 32));
+}
+
+export function sealReply(answer: UpstreamAnswer, refreshToken: string, requestKey: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keyFor(refreshToken, requestKey), iv);
+  const plain: StoredReply = { s: answer.status, h: { ...answer.headers }, b: answer.body.toString('base64') };
+  const sealed = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
+  return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
+}
+
+/** The reply, or `undefined` when the value was not sealed for this token and request, or was tampered with. */
+export function openReply(value: string, refreshToken: string, requestKey: string): UpstreamAnswer | undefined {
+  const [version, iv, tag, sealed] = value.split('.');
+  if (version !== 'v1' || iv === undefined || tag === undefined || sealed === undefined) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keyFor(refreshToken, requestKey), Buffer.from(iv, 'base64url'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    const plain = Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]).toString('utf8');
+    const reply = JSON.parse(plain) as StoredReply;
+    return { kind: 'answered', status: reply.s, headers: reply.h, body: Buffer.from(reply.b, 'base64') };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,81 @@
+import type { NinjaAuthStore } from '../types.js';
+
+export interface MemoryStoreOptions {
+  /** The most entries kept; past it the oldest go first. Defaults to `10000`. */
+  maxEntries?: number;
+  /** How often expired entries are swept. Defaults to `60000` ms. */
+  sweepIntervalMs?: number;
+}
+
+interface Entry {
+  readonly value: string;
+  readonly expiresAt: number;
+}
+
+/**
+ * The default store: one process, bounded. Entries expire, and a flood of distinct tokens evicts the oldest
+ * entries rather than growing without limit. Its sweep timer never keeps the process alive.
+ */
+export class MemoryStore implements NinjaAuthStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxEntries: number;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#maxEntries = options.maxEntries ?? 10_000;
+    if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) throw new TypeError('MemoryStore: maxEntries must be a positive whole number');
+    this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000);
+    this.#sweeper.unref();
+  }
+
+  /** How many entries are held now, expired ones not yet swept included. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string): string | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  set(key: string, value: string, ttlMs: number): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, { value, expiresAt: Date.now() + ttlMs });
+    this.#evictOverflow();
+  }
+
+  setIfAbsent(key: string, value: string, ttlMs: number): boolean {
+    if (this.get(key) !== undefined) return false;
+    this.set(key, value, ttlMs);
+    return true;
+  }
+
+  deleteIfEquals(key: string, value: string): void {
+    if (this.#entries.get(key)?.value === value) this.#entries.delete(key);
+  }
+
+  shutdown(): void {
+    clearInterval(this.#sweeper);
+    this.#entries.clear();
+  }
+
+  #evictOverflow(): void {
+    // A Map iterates in insertion order, and set() re-inserts: the first keys are the oldest writes.
+    for (const key of this.#entries.keys()) {
+      if (this.#entries.size <= this.#maxEntries) return;
+      this.#entries.delete(key);
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key);
+    }
+  }
+}

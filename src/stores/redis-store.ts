@@ -1,0 +1,51 @@
+import type { NinjaAuthStore } from '../types.js';
+
+/**
+ * The one method the store needs of a Redis client. An ioredis client has it as it is; for node-redis, pass
+ * `{ call: (...args) => client.sendCommand(args.map(String)) }`.
+ */
+export interface RedisCommandClient {
+  call(command: string, ...args: Array<string | number>): Promise<unknown>;
+}
+
+export interface RedisStoreOptions {
+  /** The caller's client: ninja-auth never imports or configures a Redis library itself. */
+  client: RedisCommandClient;
+  /** Put before every key. Defaults to `'ninja-auth:'`. */
+  prefix?: string;
+}
+
+const RELEASE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/** Rotation state shared by every process and host that uses the same Redis. */
+export class RedisStore implements NinjaAuthStore {
+  readonly #client: RedisCommandClient;
+  readonly #prefix: string;
+
+  constructor(options: RedisStoreOptions) {
+    if (typeof options?.client?.call !== 'function') {
+      throw new TypeError('RedisStore: options.client must be an ioredis client, e.g. new RedisStore({ client: new Redis(url) })');
+    }
+    this.#client = options.client;
+    this.#prefix = options.prefix ?? 'ninja-auth:';
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value = await this.#client.call('GET', this.#prefix + key);
+    if (value === null || value === undefined) return undefined;
+    return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.#client.call('SET', this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.#client.call('SET', this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    return reply === 'OK' || (Buffer.isBuffer(reply) && reply.toString() === 'OK');
+  }
+
+  async deleteIfEquals(key: string, value: string): Promise<void> {
+    await this.#client.call('EVAL', RELEASE_IF_OWNER, 1, this.#prefix + key, value);
+  }
+}
