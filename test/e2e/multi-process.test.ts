@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type InstanceProcess, startInstance } from '../helpers/instances.js';
+import { type RedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
+
+// Three Node processes, each with the router and a RedisStore, in front of one rotating upstream.
+let redis: RedisServer;
+let upstream: RotatingUpstream;
+let instances: InstanceProcess[];
+beforeAll(async () => {
+  redis = await testRedis();
+  upstream = await rotatingUpstream({ delayMs: 50 });
+  const prefix = uniquePrefix();
+  instances = await Promise.all([0, 1, 2].map(() => startInstance(upstream.url, redis.url, prefix)));
+});
+afterAll(async () => {
+  await Promise.all(instances.map((i) => i.stop()));
+  await upstream.close();
+  await redis.stop();
+});
+
+async function refresh(origin: string, token: string): Promise<{ status: number; body: Buffer }> {
+  const res = await fetch(`${origin}/auth/refresh_token`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+describe('several processes sharing Redis', () => {
+  it('30 concurrent refreshes of one token across three processes → one upstream call, 30 identical bodies', async () => {
+    const token = upstream.login();
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => refresh(instances[i % 3]!.origin, token)));
+    expect(upstream.calls()).toBe(1);
+    expect(replies.map((r) => r.status)).toEqual(Array(30).fill(200));
+    expect(new Set(replies.map((r) => r.body.toString('base64'))).size).toBe(1);
+    expect(JSON.parse(replies[0]!.body.toString()).refresh_token).not.toBe(token);
+  });
+
+  it('the chain goes on: the successor refreshes on any process, and the old token is never replayed after it', async () => {
+    const token = upstream.login();
+    const callsBefore = upstream.calls();
+    const first = await refresh(instances[0]!.origin, token);
+    const successor = JSON.parse(first.body.toString()).refresh_token as string;
+    const next = await refresh(instances[1]!.origin, successor);
+    expect(next.status).toBe(200);
+    const stale = await refresh(instances[2]!.origin, token);
+    expect(stale.status).toBe(400);
+    expect(upstream.calls() - callsBefore).toBe(3);
+  });
+});

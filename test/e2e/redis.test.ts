@@ -1,0 +1,106 @@
+import type { Redis } from 'ioredis';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type NinjaAuthOptions, RedisStore } from '../../src/index.js';
+import { asBytes, eventually, hostApp } from '../helpers/host.js';
+import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
+
+// Several instances in one process, each with its own Redis client: what holds across hosts holds here.
+let redis: RedisServer;
+const clients: Redis[] = [];
+let upstream: RotatingUpstream;
+beforeAll(async () => {
+  redis = await testRedis();
+});
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.disconnect();
+  await upstream?.close();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+async function instances(count: number, prefix: string, url = redis.url, extra: NinjaAuthOptions = {}) {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const client = await redisClient(url);
+      clients.push(client);
+      return hostApp({ upstream: { tokenUrl: upstream.url }, store: new RedisStore({ client, prefix }), ...extra });
+    }),
+  );
+}
+
+const refresh = (host: ReturnType<typeof hostApp>, token: string) =>
+  request(host).post('/auth/refresh_token').set('authorization', `Bearer ${token}`).buffer(true).parse(asBytes);
+
+describe('RedisStore across instances', () => {
+  it('concurrent refreshes of one token spread over three instances → one upstream call, identical bytes', async () => {
+    upstream = await rotatingUpstream({ delayMs: 60 });
+    const hosts = await instances(3, uniquePrefix());
+    const token = upstream.login();
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => refresh(hosts[i % 3]!, token)));
+    expect(upstream.calls()).toBe(1);
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(replies.map((r) => r.body.toString('base64'))).size).toBe(1);
+  });
+
+  it('a retry that lands on another instance gets the stored reply', async () => {
+    upstream = await rotatingUpstream();
+    const [a, b] = await instances(2, uniquePrefix());
+    const token = upstream.login();
+    const first = await refresh(a!, token);
+    const retry = await refresh(b!, token);
+    expect(upstream.calls()).toBe(1);
+    expect(retry.body.equals(first.body)).toBe(true);
+  });
+
+  it('after a run, the keyspace holds no token in the clear, and every key expires', async () => {
+    upstream = await rotatingUpstream();
+    const prefix = uniquePrefix();
+    const [a, b] = await instances(2, prefix);
+    const seenTokens: string[] = [];
+    let token = upstream.login();
+    for (let i = 0; i < 5; i++) {
+      seenTokens.push(token);
+      const reply = await refresh(i % 2 === 0 ? a! : b!, token);
+      const body = JSON.parse(reply.body.toString());
+      seenTokens.push(body.access_token);
+      await refresh(i % 2 === 0 ? b! : a!, token);
+      token = body.refresh_token;
+    }
+    const scan = clients[0]!;
+    const keys = await scan.keys(`${prefix}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    const dump = [];
+    for (const key of keys) {
+      dump.push(key, (await scan.get(key)) ?? '');
+      expect(await scan.pttl(key)).toBeGreaterThan(0);
+    }
+    const everything = dump.join('\n');
+    for (const secret of seenTokens) expect(everything).not.toContain(secret);
+    expect(keys.every((k) => /^[\w:-]+:[0-9a-f]{64}$/.test(k))).toBe(true);
+  });
+});
+
+describe('when Redis goes away', () => {
+  it('refreshes keep working, and onStoreError hears of it', async () => {
+    const ownRedis = await startRedisServer();
+    upstream = await rotatingUpstream();
+    const storeErrors: unknown[] = [];
+    const [host] = await instances(1, uniquePrefix(), ownRedis.url, { storeTimeoutMs: 200, hooks: { onStoreError: (e) => void storeErrors.push(e) } });
+    let token = upstream.login();
+    const before = await refresh(host!, token);
+    expect(before.status).toBe(200);
+    token = JSON.parse(before.body.toString()).refresh_token;
+
+    await ownRedis.stop();
+    for (let i = 0; i < 3; i++) {
+      const res = await refresh(host!, token);
+      expect(res.status).toBe(200);
+      token = JSON.parse(res.body.toString()).refresh_token;
+    }
+    expect(upstream.calls()).toBe(4);
+    await eventually(() => storeErrors.length >= 3);
+  });
+});
