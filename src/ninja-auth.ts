@@ -13,7 +13,7 @@ import { proxyLog } from './log.js';
 import { type Configuration, parseOptions } from './options.js';
 import { describeError } from './redact.js';
 import { requestLine } from './request-log.js';
-import { type GuardedRefresh, type RefreshResult, type ReuseSighting, rotationGuard } from './rotation/guard.js';
+import { type RefreshResult, type ReuseSighting, type RotationGuard, rotationGuard } from './rotation/guard.js';
 import type { EndpointName, NinjaAuthEvent, NinjaAuthOptions } from './types.js';
 import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.js';
 
@@ -24,7 +24,7 @@ import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.
 export function ninjaAuth(options?: NinjaAuthOptions): Router {
   const config = parseOptions(options);
   const upstream = createUpstream(config);
-  const services: Services = { config, upstream, refresh: rotationGuard(config, upstream) };
+  const services: Services = { config, upstream, guard: rotationGuard(config, upstream) };
   const context: EndpointContext = { config, authenticate: clientAuthenticator(config.client) };
   const planners: ReadonlyArray<readonly [EndpointName, Planner]> = [
     ['token', tokenPlanner(context)],
@@ -49,10 +49,11 @@ export function ninjaAuth(options?: NinjaAuthOptions): Router {
 interface Services {
   readonly config: Configuration;
   readonly upstream: Upstream;
-  readonly refresh: GuardedRefresh;
+  readonly guard: RotationGuard;
 }
 
-async function serve({ config, upstream, refresh }: Services, name: EndpointName, planner: Planner, req: Request, res: Response): Promise<void> {
+async function serve(services: Services, name: EndpointName, planner: Planner, req: Request, res: Response): Promise<void> {
+  const { config } = services;
   const startedAt = performance.now();
   const requestId = randomUUID();
   let plan: Plan | undefined;
@@ -60,9 +61,7 @@ async function serve({ config, upstream, refresh }: Services, name: EndpointName
     if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
     plan = await planner(req);
     const exchange: Exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
-    const presented = plan.details.presentedRefreshToken;
-    const { outcome, replayed, reuse }: RefreshResult =
-      presented === undefined ? { outcome: await upstream(plan.call), replayed: false } : await refresh(plan.call, presented);
+    const { outcome, replayed, reuse } = await forward(services, plan);
     const durationMs = performance.now() - startedAt;
     const events = eventsFor(config, exchange, outcome, durationMs, replayed, reuse);
     if (config.awaitHooks) {
@@ -87,6 +86,17 @@ async function serve({ config, upstream, refresh }: Services, name: EndpointName
     }
     if (proxyLog.enabled) proxyLog('%s %d %s %sms id=%s', name, refusal.status, refusal.error, (performance.now() - startedAt).toFixed(1), requestId.slice(0, 8));
   }
+}
+
+/** Refreshes go through the rotation guard; everything else straight upstream. */
+async function forward({ upstream, guard }: Services, plan: Plan): Promise<RefreshResult> {
+  const { presentedRefreshToken, revokedToken } = plan.details;
+  if (presentedRefreshToken !== undefined) return guard.refresh(plan.call, presentedRefreshToken);
+  const outcome = await upstream(plan.call);
+  if (revokedToken !== undefined && outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
+    await guard.revoked(revokedToken);
+  }
+  return { outcome, replayed: false };
 }
 
 /** The hooks to run for this request, each with its frozen event: built only when a hook wants it. */

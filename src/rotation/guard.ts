@@ -21,7 +21,12 @@ export interface RefreshResult {
   readonly reuse?: ReuseSighting;
 }
 
-export type GuardedRefresh = (call: UpstreamCall, refreshToken: string) => Promise<RefreshResult>;
+export interface RotationGuard {
+  /** Sends a refresh upstream, or answers it from a coalesced request or the replay window. */
+  refresh(call: UpstreamCall, refreshToken: string): Promise<RefreshResult>;
+  /** A token the upstream revoked is never replayed again, even within the window. */
+  revoked(token: string): Promise<void>;
+}
 
 const LOCK_POLL_MS = 10;
 
@@ -29,7 +34,7 @@ const LOCK_POLL_MS = 10;
  * The refresh path: coalescing, the replay window and reuse detection, over the configured store.
  * Every upstream answer still reaches the caller unchanged; the store only ever decides whether to ask again.
  */
-export function rotationGuard(config: Configuration, upstream: Upstream): GuardedRefresh {
+export function rotationGuard(config: Configuration, upstream: Upstream): RotationGuard {
   const { rotation } = config;
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const lockTtlMs = config.timeoutMs + 2 * rotation.storeTimeoutMs;
@@ -111,7 +116,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Guarde
     }
   }
 
-  return async (call, refreshToken) => {
+  const refresh = async (call: UpstreamCall, refreshToken: string): Promise<RefreshResult> => {
     const requestKey = requestKeyOf(call, refreshToken, config.client.id);
     if (!rotation.coalesce) return guarded(call, refreshToken, requestKey);
     const pending = inFlight.get(requestKey);
@@ -123,6 +128,13 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Guarde
     inFlight.set(requestKey, leader);
     return leader;
   };
+
+  const revoked = async (token: string): Promise<void> => {
+    if (rotation.reuseGraceMs === 0) return;
+    await new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure).set(`sealed:${sha256(token)}`, '1', rotation.reuseGraceMs);
+  };
+
+  return { refresh, revoked };
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */

@@ -189,3 +189,16 @@ describe('the store', () => {
     await eventually(() => seen.storeErrors.length >= 1);
   });
 });
+
+describe('revocation and the replay window', () => {
+  it('a revoked token is never replayed, even within the window', async () => {
+    upstream = await rotatingUpstream();
+    const { host } = app({ upstream: { tokenUrl: upstream.url, revokeUrl: `${upstream.origin}/revoke` } });
+    const token = upstream.login();
+    expect((await refresh(host, token)).status).toBe(200);
+    expect((await request(host).post('/auth/revoke_token').type('form').send({ token })).status).toBe(200);
+    const afterRevoke = await refresh(host, token);
+    expect(afterRevoke.status).toBe(400);
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/token', '/revoke', '/token']);
+  });
+});

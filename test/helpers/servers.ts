@@ -118,7 +118,8 @@ export interface RotatingUpstream extends RawUpstream {
 }
 
 /**
- * A strict rotating token endpoint: each refresh token works once, and using it issues the next. For exact
+ * A strict rotating token endpoint: each refresh token works once, and using it issues the next; `/revoke`
+ * revokes. For exact
  * control of timing (`delayMs`) in race tests; provider-specific behaviour is tested against real providers.
  */
 export async function rotatingUpstream(options: { delayMs?: number } = {}): Promise<RotatingUpstream> {
@@ -131,6 +132,11 @@ export async function rotatingUpstream(options: { delayMs?: number } = {}): Prom
   };
   const upstream = await rawUpstream((res, seen) => {
     const answer = (): void => {
+      if (seen.url === '/revoke') {
+        valid.delete(seen.form.get('token') ?? '');
+        res.writeHead(200).end();
+        return;
+      }
       const presented = seen.form.get('refresh_token') ?? '';
       if (!valid.delete(presented)) {
         res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store' });
