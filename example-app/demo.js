@@ -1,5 +1,6 @@
 // `npm run example`: starts the embedded provider and the host app on loopback, then walks through the main
-// job as a client would: log in, refresh twice, revoke, and see the next refresh refused.
+// job as a client would: log in, refresh twice, retry after a lost reply, revoke, and see the next refresh
+// refused. REDIS_URL=redis://… npm run example uses the Redis store.
 import { once } from 'node:events';
 import { createProvider, DEMO_CLIENT, DEMO_USER } from './provider.js';
 
@@ -19,8 +20,9 @@ process.env['NINJA_AUTH_TOKEN_URL'] = `${provider.origin}/oauth/token`;
 process.env['NINJA_AUTH_REVOKE_URL'] = `${provider.origin}/oauth/revoke`;
 process.env['NINJA_AUTH_CLIENT_ID'] = DEMO_CLIENT.id;
 process.env['NINJA_AUTH_CLIENT_SECRET'] = DEMO_CLIENT.secret;
-const { createHostApp } = await import('./app.js');
-const host = await listen(createHostApp(print));
+const { createHostApp, storeFromEnvironment } = await import('./app.js');
+const store = await storeFromEnvironment();
+const host = await listen(createHostApp(print, store.store));
 
 /** @param {string} path @param {Record<string, string>} body @param {Record<string, string>} [headers] */
 async function post(path, body, headers = {}) {
@@ -40,7 +42,7 @@ const expect = (ok, what) => {
   if (!ok) failed = true;
 };
 
-print(`provider on ${provider.origin}, host app with ninja-auth on ${host.origin}\n`);
+print(`provider on ${provider.origin}, host app with ninja-auth on ${host.origin} (${store.description})\n`);
 
 print(`1. log in: POST /auth/token username=${DEMO_USER.username} password=…`);
 const login = await post('/auth/token', { username: DEMO_USER.username, password: DEMO_USER.password });
@@ -48,7 +50,9 @@ print(`  ← ${login.status} access ${short(login.json.access_token)} refresh ${
 expect(login.status === 200 && typeof login.json.refresh_token === 'string', 'logged in, got a refresh token');
 
 let refreshToken = login.json.refresh_token;
+let previousToken = refreshToken;
 for (const round of [1, 2]) {
+  previousToken = refreshToken;
   print(`\n${round + 1}. refresh #${round}: POST /auth/refresh_token with Authorization: Bearer ${short(refreshToken)}`);
   const refreshed = await post('/auth/refresh_token', {}, { authorization: `Bearer ${refreshToken}` });
   print(`  ← ${refreshed.status} refresh ${short(refreshed.json.refresh_token)}`);
@@ -56,12 +60,17 @@ for (const round of [1, 2]) {
   refreshToken = refreshed.json.refresh_token;
 }
 
-print(`\n4. revoke: POST /auth/revoke_token token=${short(refreshToken)}`);
+print(`\n4. the reply to refresh #2 was lost: the client retries with the token it still holds, ${short(previousToken)}`);
+const retried = await post('/auth/refresh_token', {}, { authorization: `Bearer ${previousToken}` });
+print(`  ← ${retried.status} refresh ${short(retried.json.refresh_token)}`);
+expect(retried.status === 200 && retried.json.refresh_token === refreshToken, 'the same reply replayed: the session survives the lost reply');
+
+print(`\n5. revoke: POST /auth/revoke_token token=${short(refreshToken)}`);
 const revoked = await post('/auth/revoke_token', { token: refreshToken });
 print(`  ← ${revoked.status}`);
 expect(revoked.status === 200, 'revoked');
 
-print(`\n5. refresh with the revoked token`);
+print(`\n6. refresh with the revoked token`);
 const refused = await post('/auth/refresh_token', { refresh_token: refreshToken });
 print(`  ← ${refused.status} ${refused.text}`);
 expect(refused.status === 400 && refused.json.error === 'invalid_grant', "refused with the provider's own error, passed through");
@@ -71,5 +80,6 @@ host.server.closeAllConnections();
 provider.server.closeAllConnections();
 host.server.close();
 provider.server.close();
+store.close();
 print(failed ? '\nthe demo FAILED' : '\nthe demo passed: every token the client holds is the one the provider issued');
 process.exitCode = failed ? 1 : 0;

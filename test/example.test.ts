@@ -1,14 +1,41 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, testRedis } from './helpers/redis.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await testRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+async function demo(env: Record<string, string> = {}): Promise<string> {
+  const { REDIS_URL: _ignored, ...inherited } = process.env;
+  const { stdout } = await promisify(execFile)(process.execPath, ['example-app/demo.js'], { encoding: 'utf8', env: { ...inherited, ...env } });
+  return stdout;
+}
+
+function expectMainJob(stdout: string): void {
+  expect(stdout.match(/\[hook\] rotation: rt_\S+ → rt_\S+ \(rotated: true\)/g)).toHaveLength(2);
+  expect(stdout).toMatch(/\[hook\] replayed: rt_\S+ → rt_\S+/);
+  expect(stdout).toContain('[hook] revoked');
+  expect(stdout).toContain('invalid_grant');
+  expect(stdout).not.toContain('FAIL');
+  expect(stdout).toContain('the demo passed');
+}
 
 describe('example-app', () => {
   it('the demo runs the main job end to end against the built package and exits 0', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['example-app/demo.js'], { encoding: 'utf8' });
-    expect(stdout.match(/\[hook\] rotation: rt_\S+ → rt_\S+ \(rotated: true\)/g)).toHaveLength(2);
-    expect(stdout).toContain('[hook] revoked');
-    expect(stdout).toContain('invalid_grant');
-    expect(stdout).not.toContain('FAIL');
-    expect(stdout).toContain('the demo passed');
+    const stdout = await demo();
+    expect(stdout).toContain('(memory store)');
+    expectMainJob(stdout);
+  });
+
+  it('with REDIS_URL it uses the Redis store', async () => {
+    const stdout = await demo({ REDIS_URL: redis.url });
+    expect(stdout).toContain(`(Redis store at ${redis.url})`);
+    expectMainJob(stdout);
   });
 });
