@@ -1,0 +1,175 @@
+// `npm run bench`: the refresh path of ninja-auth against the alternatives, in one run, interleaved.
+// Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here).
+// Options: --duration=S per measurement (5), --rounds=N (3), --connections=C (32), --soak=S (0: off),
+// --only=a,b (targets by name). It is a benchmark, never part of npm test or CI.
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import autocannon from 'autocannon';
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const DURATION = Number(args.duration ?? 5);
+const ROUNDS = Number(args.rounds ?? 3);
+const CONNECTIONS = Number(args.connections ?? 32);
+const SOAK = Number(args.soak ?? 0);
+const here = new URL('.', import.meta.url).pathname;
+
+function start(script, argv) {
+  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return once(child, 'message').then(([message]) => ({ child, port: message.port }));
+}
+
+const ask = (child, question) => {
+  const answer = once(child, 'message').then(([m]) => m);
+  child.send(question);
+  return answer;
+};
+
+async function startRedis() {
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) return undefined;
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('redis-cli', ['-p', String(port), 'ping']).stdout?.toString().trim() === 'PONG') return { child, url: `redis://127.0.0.1:${port}` };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('redis-server did not start');
+}
+
+let sequence = 0;
+function load(port, path, seconds, connections = CONNECTIONS) {
+  return autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        // A fresh refresh token per request, as real traffic has: nothing may be answered from a cache.
+        setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=rt-bench-${++sequence}-abcdefghijklmnop` }),
+      },
+    ],
+  });
+}
+
+const upstream = await start('upstream.mjs', []);
+const tokenUrl = `http://127.0.0.1:${upstream.port}/token`;
+const redis = await startRedis();
+
+const allTargets = [
+  { name: 'upstream directly', kind: 'direct', path: '/token' },
+  { name: 'http-proxy-middleware', kind: 'hpm' },
+  { name: 'hand-written axios', kind: 'axios' },
+  { name: 'ninja-auth (memory store)', kind: 'ninja-auth' },
+  { name: 'ninja-auth (rotation safety off)', kind: 'ninja-auth-plain' },
+  ...(redis ? [{ name: 'ninja-auth (Redis store)', kind: 'ninja-auth-redis' }] : []),
+];
+const only = args.only?.split(',');
+const targets = allTargets.filter((t) => !only || only.includes(t.kind));
+for (const target of targets) {
+  target.path ??= '/auth/refresh_token';
+  target.results = [];
+  if (target.kind === 'direct') {
+    target.port = upstream.port;
+    target.process = upstream.child;
+  } else {
+    const started = await start('target.mjs', [target.kind, tokenUrl, redis?.url ?? '']);
+    target.port = started.port;
+    target.process = started.child;
+  }
+  await load(target.port, target.path, 1);
+}
+
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const target of targets) {
+    const before = await ask(target.process, 'stats');
+    const result = await load(target.port, target.path, DURATION);
+    const after = await ask(target.process, 'stats');
+    const requests = result.requests.total;
+    target.results.push({
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      errors: result.errors + result.non2xx,
+      cpuPerRequest: (after.cpuMicros - before.cpuMicros) / requests,
+      peakRssKb: after.peakRssKb,
+    });
+    process.stderr.write(`round ${round}/${ROUNDS} ${target.name}: ${Math.round(result.requests.average)} req/s\n`);
+  }
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+for (const target of targets) {
+  const r = target.results;
+  target.summary = {
+    rps: median(r.map((x) => x.rps)),
+    p50: median(r.map((x) => x.p50)),
+    p99: median(r.map((x) => x.p99)),
+    cpu: median(r.map((x) => x.cpuPerRequest)),
+    rssMb: Math.max(...r.map((x) => x.peakRssKb)) / 1024,
+    errors: r.reduce((sum, x) => sum + x.errors, 0),
+  };
+}
+
+const byKind = Object.fromEntries(targets.map((t) => [t.kind, t.summary]));
+const hpm = byKind['hpm'];
+const handWritten = byKind['axios'];
+const ninja = byKind['ninja-auth'];
+const ratio = (a, b) => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}×` : '—');
+
+const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
+console.log(`\nninja-auth refresh path — ${os.cpus().length} × ${cpuModel}, Node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION} s, medians\n`);
+console.log('| what | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB | req/s vs hpm | CPU vs hpm | errors |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const t of targets) {
+  const s = t.summary;
+  const cpu = t.kind === 'direct' ? '(upstream)' : s.cpu.toFixed(0);
+  console.log(`| ${t.name} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${cpu} | ${s.rssMb.toFixed(0)} | ${ratio(s.rps, hpm?.rps)} | ${t.kind === 'direct' ? '—' : ratio(s.cpu, hpm?.cpu)} | ${s.errors} |`);
+}
+
+if (ninja && hpm && handWritten) {
+  const check = (ok, text) => console.log(`${ok ? 'met   ' : 'MISSED'} ${text}`);
+  console.log('\ntargets (ratios in this run):');
+  check(ninja.cpu <= 0.85 * hpm.cpu, `CPU per refresh ≤ 0.85× http-proxy-middleware: ${ratio(ninja.cpu, hpm.cpu)}`);
+  check(ninja.rps >= 2 * handWritten.rps, `throughput ≥ 2× the hand-written axios passthrough: ${ratio(ninja.rps, handWritten.rps)}`);
+  check(ninja.p99 <= hpm.p99, `p99 latency no worse than http-proxy-middleware: ${ninja.p99} ms vs ${hpm.p99} ms`);
+  check(ninja.rssMb <= 1.1 * hpm.rssMb, `peak RSS ≤ 1.1× http-proxy-middleware: ${ratio(ninja.rssMb, hpm.rssMb)}`);
+}
+
+const plain = byKind['ninja-auth-plain'];
+if (plain) {
+  console.log('\nthe cost of rotation safety on a refresh (latency as a ratio to the plain passthrough):');
+  for (const kind of ['ninja-auth', 'ninja-auth-redis']) {
+    const s = byKind[kind];
+    if (s) console.log(`- ${kind === 'ninja-auth' ? 'memory store' : 'Redis store'}: p50 ${ratio(s.p50 || 0.5, plain.p50 || 0.5)}, p99 ${ratio(s.p99, plain.p99)}, CPU ${ratio(s.cpu, plain.cpu)}, req/s ${ratio(s.rps, plain.rps)}`);
+  }
+}
+
+const ninjaTarget = targets.find((t) => t.kind === 'ninja-auth');
+if (ninjaTarget) {
+  const before = (await ask(upstream.child, 'calls')).calls;
+  const burst = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      fetch(`http://127.0.0.1:${ninjaTarget.port}/auth/refresh_token`, { method: 'POST', headers: { authorization: 'Bearer rt-burst-identical' } }).then((r) => r.text()),
+    ),
+  );
+  const after = (await ask(upstream.child, 'calls')).calls;
+  console.log(`\ncoalescing: a burst of 100 identical refreshes → ${after - before} upstream request(s), ${new Set(burst).size} distinct body(ies)`);
+
+  if (SOAK > 0) {
+    const start = await ask(ninjaTarget.process, 'stats');
+    await load(ninjaTarget.port, ninjaTarget.path, SOAK);
+    const end = await ask(ninjaTarget.process, 'stats');
+    console.log(`soak: ${SOAK} s at full load: RSS ${(start.rssKb / 1024).toFixed(0)} MB at the start, ${(end.rssKb / 1024).toFixed(0)} MB at the end`);
+  }
+}
+
+for (const t of targets) t.process.kill();
+upstream.child.kill();
+redis?.child.kill();

@@ -1,0 +1,47 @@
+// One proxy under test, in its own process: node bench/target.mjs <kind> <tokenUrl> [redisUrl].
+// Kinds: hpm (http-proxy-middleware), axios (a hand-written Express + axios passthrough), ninja-auth,
+// ninja-auth-plain (rotation safety off), ninja-auth-redis. Prints {"port"} when listening; answers the IPC
+// message 'stats' with its CPU time and peak RSS.
+import http from 'node:http';
+import axios from 'axios';
+import express from 'express';
+import { createProxyMiddleware } from 'http-proxy-middleware';
+import { MemoryStore, ninjaAuth, RedisStore } from 'ninja-auth';
+
+const [kind, tokenUrl, redisUrl] = process.argv.slice(2);
+const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-secret' };
+const app = express();
+app.disable('x-powered-by');
+
+if (kind === 'hpm') {
+  const target = new URL(tokenUrl);
+  app.use('/auth/refresh_token', createProxyMiddleware({ target: target.origin, changeOrigin: true, pathRewrite: () => target.pathname, agent: new http.Agent({ keepAlive: true }) }));
+} else if (kind === 'axios') {
+  app.post('/auth/refresh_token', express.urlencoded({ extended: false }), async (req, res) => {
+    const upstream = await axios.post(tokenUrl, new URLSearchParams({ ...req.body, client_id: CLIENT.clientId, client_secret: CLIENT.clientSecret }), { validateStatus: () => true });
+    res.status(upstream.status).set('content-type', upstream.headers['content-type']).set('cache-control', 'no-store').send(upstream.data);
+  });
+} else {
+  const store =
+    kind === 'ninja-auth-redis'
+      ? new RedisStore({ client: await redisClient(redisUrl) })
+      : new MemoryStore();
+  const rotation = kind === 'ninja-auth-plain' ? { coalesce: false, reuseGraceMs: 0, reuseDetectionMs: 0 } : {};
+  let rotations = 0;
+  app.use(ninjaAuth({ upstream: { tokenUrl }, ...CLIENT, ...rotation, store, hooks: { onRotation: () => void rotations++ } }));
+}
+
+async function redisClient(url) {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  await new Promise((resolve) => client.once('ready', resolve));
+  return client;
+}
+
+const server = app.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
+server.keepAliveTimeout = 60_000;
+process.on('message', (message) => {
+  if (message !== 'stats') return;
+  const cpu = process.cpuUsage();
+  process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });
+});

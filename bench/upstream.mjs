@@ -1,0 +1,26 @@
+// The benchmark's token endpoint: as fast as node:http allows, so that what is measured is the proxy.
+// Every reply is a ~1.2 KB token response with a fresh refresh token. Prints {"port"} when listening; answers
+// the IPC message 'calls' with how many token requests it has served.
+import http from 'node:http';
+
+const idToken = `eyJhbGciOiJSUzI1NiJ9.${'e'.repeat(700)}.${'s'.repeat(340)}`;
+let calls = 0;
+
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    calls++;
+    const body = `{"access_token":"at-${calls}-bench-access-token-value","refresh_token":"rt-${calls}-bench-refresh-token-value","token_type":"Bearer","expires_in":3600,"scope":"openid offline_access","id_token":"${idToken}"}`;
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
+process.on('message', (message) => {
+  if (message === 'calls') process.send?.({ calls });
+  if (message === 'stats') {
+    const cpu = process.cpuUsage();
+    process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });
+  }
+});
