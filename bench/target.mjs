@@ -1,5 +1,5 @@
 // One proxy under test, in its own process: node bench/target.mjs <kind> <tokenUrl> [redisUrl].
-// Kinds: hpm (http-proxy-middleware), axios (a hand-written Express + axios passthrough), ninja-auth,
+// Kinds: hpm (http-proxy-middleware), raw (node:http by hand, the floor), axios (a hand-written Express + axios passthrough), ninja-auth,
 // ninja-auth-plain (rotation safety off), ninja-auth-redis. Prints {"port"} when listening; answers the IPC
 // message 'stats' with its CPU time and peak RSS.
 import http from 'node:http';
@@ -16,6 +16,30 @@ app.disable('x-powered-by');
 if (kind === 'hpm') {
   const target = new URL(tokenUrl);
   app.use('/auth/refresh_token', createProxyMiddleware({ target: target.origin, changeOrigin: true, pathRewrite: () => target.pathname, agent: new http.Agent({ keepAlive: true }) }));
+} else if (kind === 'raw') {
+  // The floor for any Express middleware that buffers: node:http.request, raw bytes, writeHead/end.
+  const agent = new http.Agent({ keepAlive: true });
+  const target = new URL(tokenUrl);
+  app.post('/auth/refresh_token', (req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString());
+      form.set('client_id', CLIENT.clientId);
+      form.set('client_secret', CLIENT.clientSecret);
+      const body = form.toString();
+      const upstream = http.request({ hostname: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (reply) => {
+        const parts = [];
+        reply.on('data', (chunk) => parts.push(chunk));
+        reply.on('end', () => {
+          const bytes = Buffer.concat(parts);
+          res.writeHead(reply.statusCode, { 'content-type': reply.headers['content-type'], 'cache-control': 'no-store', 'content-length': bytes.length });
+          res.end(bytes);
+        });
+      });
+      upstream.end(body);
+    });
+  });
 } else if (kind === 'axios') {
   app.post('/auth/refresh_token', express.urlencoded({ extended: false }), async (req, res) => {
     const upstream = await axios.post(tokenUrl, new URLSearchParams({ ...req.body, client_id: CLIENT.clientId, client_secret: CLIENT.clientSecret }), { validateStatus: () => true });
@@ -41,6 +65,7 @@ async function redisClient(url) {
 const server = app.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
 server.keepAliveTimeout = 60_000;
 process.on('message', (message) => {
+  if (message === 'exit') process.exit(0);
   if (message !== 'stats') return;
   const cpu = process.cpuUsage();
   process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });

@@ -5,6 +5,7 @@ import http from 'node:http';
 
 const idToken = `eyJhbGciOiJSUzI1NiJ9.${'e'.repeat(700)}.${'s'.repeat(340)}`;
 let calls = 0;
+let connections = 0;
 
 const server = http.createServer((req, res) => {
   req.resume();
@@ -16,9 +17,10 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 60_000;
+server.on('connection', () => connections++);
 server.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
 process.on('message', (message) => {
-  if (message === 'calls') process.send?.({ calls });
+  if (message === 'calls') process.send?.({ calls, connections });
   if (message === 'stats') {
     const cpu = process.cpuUsage();
     process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });

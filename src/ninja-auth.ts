@@ -91,7 +91,7 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
 /** Refreshes go through the rotation guard; everything else straight upstream. */
 async function forward({ upstream, guard }: Services, plan: Plan): Promise<RefreshResult> {
   const { presentedRefreshToken, revokedToken } = plan.details;
-  if (presentedRefreshToken !== undefined) return guard.refresh(plan.call, presentedRefreshToken);
+  if (presentedRefreshToken !== undefined && guard.enabled) return guard.refresh(plan.call, presentedRefreshToken);
   const outcome = await upstream(plan.call);
   if (revokedToken !== undefined && outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
     await guard.revoked(revokedToken);

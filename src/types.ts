@@ -173,4 +173,9 @@ export interface NinjaAuthStore {
   deleteIfEquals(key: string, value: string): Promise<void> | void;
   /** Stops timers and the like; the router never calls it, the app does on shutdown. */
   shutdown?(): Promise<void> | void;
+  /**
+   * True for a store that lives in one process only, as `MemoryStore` does: concurrent refreshes are then
+   * coalesced in memory, with no lock in the store.
+   */
+  readonly localOnly?: boolean;
 }

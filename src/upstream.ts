@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosRequestConfig, type AxiosResponse } from 'axios';
 import { Refusal } from './errors.js';
+import { leanHttpAdapter } from './http-adapter.js';
 import type { Configuration } from './options.js';
 
 /** The largest upstream body the router will pass on; a token reply is a few kilobytes. */
@@ -50,17 +51,27 @@ const REQUEST_DEFAULTS = {
   decompress: true,
 } satisfies AxiosRequestConfig;
 
-export function createDefaultHttpClient(): AxiosInstance {
-  return axios.create({
-    ...REQUEST_DEFAULTS,
-    httpAgent: new http.Agent({ keepAlive: true }),
-    httpsAgent: new https.Agent({ keepAlive: true }),
-  });
+const REQUEST_HEADERS = {
+  'content-type': 'application/x-www-form-urlencoded',
+  accept: 'application/json',
+  'accept-encoding': 'identity',
+  'user-agent': 'ninja-auth',
+};
+
+/** The default client: keep-alive agents, and a lean adapter whose `timeout` covers the whole exchange. */
+export function createDefaultHttpClient(timeoutMs: number): AxiosInstance {
+  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  return axios.create({ ...REQUEST_DEFAULTS, timeout: timeoutMs, httpAgent: agents.http, httpsAgent: agents.https, adapter: leanHttpAdapter(agents) });
 }
 
 /** Builds the router's single upstream client. */
 export function createUpstream(config: Configuration): Upstream {
-  const client = config.httpClient ?? createDefaultHttpClient();
+  if (config.httpClient === undefined) {
+    const client = createDefaultHttpClient(config.timeoutMs);
+    return (call) => send(client, { method: 'POST', url: call.url, data: call.form.toString(), headers: headersFor(call) });
+  }
+  const client = config.httpClient;
+  // A caller's instance gets every setting on each request, and the deadline through an abort signal.
   return async (call) => {
     const deadline = new AbortController();
     let timedOut = false;
@@ -69,25 +80,23 @@ export function createUpstream(config: Configuration): Upstream {
       deadline.abort();
     }, config.timeoutMs);
     try {
-      const response = await client.request<unknown>({
-        ...REQUEST_DEFAULTS,
-        url: call.url,
-        data: call.form.toString(),
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-          'accept-encoding': 'identity',
-          ...(call.authorization === undefined ? {} : { authorization: call.authorization }),
-        },
-        signal: deadline.signal,
-      });
-      return toAnswer(response);
-    } catch (error) {
-      return timedOut || isTimeout(error) ? failure(504, 'timeout') : failure(502, errorCode(error));
+      const outcome = await send(client, { ...REQUEST_DEFAULTS, url: call.url, data: call.form.toString(), headers: headersFor(call), signal: deadline.signal });
+      return timedOut && outcome.kind === 'failed' ? failure(504, 'timeout') : outcome;
     } finally {
       clearTimeout(timer);
     }
   };
+}
+
+const headersFor = (call: UpstreamCall): Record<string, string> =>
+  call.authorization === undefined ? REQUEST_HEADERS : { ...REQUEST_HEADERS, authorization: call.authorization };
+
+async function send(client: AxiosInstance, request: AxiosRequestConfig): Promise<UpstreamOutcome> {
+  try {
+    return toAnswer(await client.request<unknown>(request));
+  } catch (error) {
+    return isTimeout(error) ? failure(504, 'timeout') : failure(502, errorCode(error));
+  }
 }
 
 function toAnswer(response: AxiosResponse<unknown>): UpstreamOutcome {

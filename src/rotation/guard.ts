@@ -22,6 +22,8 @@ export interface RefreshResult {
 }
 
 export interface RotationGuard {
+  /** False when coalescing, replay and reuse detection are all off: refreshes then go straight upstream. */
+  readonly enabled: boolean;
   /** Sends a refresh upstream, or answers it from a coalesced request or the replay window. */
   refresh(call: UpstreamCall, refreshToken: string): Promise<RefreshResult>;
   /** A token the upstream revoked is never replayed again, even within the window. */
@@ -38,7 +40,9 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   const { rotation } = config;
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const lockTtlMs = config.timeoutMs + 2 * rotation.storeTimeoutMs;
-  // With replay off, a reply is still kept for as long as a lock can be held: for the requests that waited on it.
+  const sharesLocks = rotation.coalesce && rotation.store.localOnly !== true;
+  // With replay off, a shared store still keeps a reply for as long as a lock can be held: for the requests
+  // of other processes that waited on it.
   const replyTtlMs = rotation.reuseGraceMs > 0 ? rotation.reuseGraceMs : lockTtlMs;
 
   const reportStoreFailure = (error: unknown): void => {
@@ -77,10 +81,12 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
 
     const remember = async (outcome: UpstreamOutcome): Promise<void> => {
       if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
+      if (rotation.reuseGraceMs === 0 && rotation.reuseDetectionMs === 0 && !sharesLocks) return;
       const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
       if (successor === undefined || successor === refreshToken) return;
+      const keepReply = rotation.reuseGraceMs > 0 || sharesLocks;
       await Promise.all([
-        store.set(replyKey, sealReply(outcome, refreshToken, requestKey), replyTtlMs),
+        keepReply ? store.set(replyKey, sealReply(outcome, refreshToken, requestKey), replyTtlMs) : undefined,
         rotation.reuseDetectionMs > 0 ? store.set(`rotated:${tokenId}`, String(Date.now()), rotation.reuseDetectionMs) : undefined,
         rotation.reuseGraceMs > 0 ? store.set(`pred:${sha256(successor)}`, tokenId, rotation.reuseGraceMs) : undefined,
       ]);
@@ -91,7 +97,8 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
       return reuse === undefined ? { outcome, replayed: false } : { outcome, replayed: false, reuse };
     };
 
-    if (!rotation.coalesce) return callUpstream();
+    // In one process, the in-flight map below already coalesces; only a shared store needs the lock.
+    if (!sharesLocks) return callUpstream();
     const lockKey = `lock:${requestKey}`;
     const owner = randomUUID();
     const waitUntil = Date.now() + lockTtlMs;
@@ -134,7 +141,8 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     await new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure).set(`sealed:${sha256(token)}`, '1', rotation.reuseGraceMs);
   };
 
-  return { refresh, revoked };
+  const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;
+  return { enabled, refresh, revoked };
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */

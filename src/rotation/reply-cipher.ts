@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { UpstreamAnswer } from '../upstream.js';
 
 // A stored reply holds tokens, so it is sealed with AES-256-GCM under a key derived from the refresh token the
@@ -12,8 +12,9 @@ interface StoredReply {
   b: string;
 }
 
+/** HMAC-SHA-256 keyed with the refresh token: a 256-bit key per token and request, cheap enough for every refresh. */
 function keyFor(refreshToken: string, requestKey: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', refreshToken, SALT, requestKey, 32));
+  return createHmac('sha256', refreshToken).update(`${SALT}:${requestKey}`).digest();
 }
 
 export function sealReply(answer: UpstreamAnswer, refreshToken: string, requestKey: string): string {

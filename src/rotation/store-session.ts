@@ -36,9 +36,21 @@ export class StoreSession {
 
   async #run<T>(operation: () => Promise<T> | T): Promise<T | undefined> {
     if (this.#failed) return undefined;
+    let result: Promise<T> | T;
+    try {
+      result = operation();
+    } catch (error) {
+      this.#failed = true;
+      this.reportFailure(error);
+      return undefined;
+    }
+    // A store that answers synchronously (the memory store) needs no deadline.
+    return result instanceof Promise ? this.#bounded(result) : result;
+  }
+
+  async #bounded<T>(pending: Promise<T>): Promise<T | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      const pending = Promise.resolve().then(operation);
       const expired = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new StoreTimeoutError(this.timeoutMs)), this.timeoutMs);
       });

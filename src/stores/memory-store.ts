@@ -17,6 +17,7 @@ interface Entry {
  * entries rather than growing without limit. Its sweep timer never keeps the process alive.
  */
 export class MemoryStore implements NinjaAuthStore {
+  readonly localOnly = true;
   readonly #entries = new Map<string, Entry>();
   readonly #maxEntries: number;
   readonly #sweeper: NodeJS.Timeout;

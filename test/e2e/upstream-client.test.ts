@@ -45,6 +45,21 @@ describe('the upstream client', () => {
   });
 });
 
+describe('timeouts with a caller’s axios instance', () => {
+  it('timeoutMs still bounds the exchange (through an abort signal) → 504', async () => {
+    const silent = await rawUpstream(() => undefined);
+    try {
+      const res = await request(hostApp({ upstream: { tokenUrl: silent.url }, httpClient: axios.create(), timeoutMs: 150 }))
+        .post('/auth/refresh_token')
+        .set('authorization', 'Bearer rt-1');
+      expect(res.status).toBe(504);
+      expect(res.body.error).toBe('upstream_timeout');
+    } finally {
+      await silent.close();
+    }
+  });
+});
+
 describe('unexpected failures', () => {
   it('a throwing allowUsernames → 500 server_error, nothing of the error shown, nothing sent upstream', async () => {
     upstream.requests.length = 0;
