@@ -66,6 +66,7 @@ const allTargets = [
   { name: 'upstream directly', kind: 'direct', path: '/token' },
   { name: 'http-proxy-middleware', kind: 'hpm' },
   { name: 'hand-written axios', kind: 'axios' },
+  { name: 'node:http by hand (the floor)', kind: 'raw' },
   { name: 'ninja-auth (memory store)', kind: 'ninja-auth' },
   { name: 'ninja-auth (rotation safety off)', kind: 'ninja-auth-plain' },
   ...(redis ? [{ name: 'ninja-auth (Redis store)', kind: 'ninja-auth-redis' }] : []),
