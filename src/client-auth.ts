@@ -1,11 +1,12 @@
 import type { ClientCredentials } from './options.js';
+import type { ClientAuthMethod } from './types.js';
 import type { UpstreamCall } from './upstream.js';
 
 /** Puts the router's client credentials on an upstream form, and takes the caller's `client_secret` off it. */
 export type ClientAuthenticator = (url: string, form: URLSearchParams) => UpstreamCall;
 
-export function clientAuthenticator(client: ClientCredentials): ClientAuthenticator {
-  const { id, secret, auth } = client;
+export function clientAuthenticator(client: ClientCredentials, auth: ClientAuthMethod): ClientAuthenticator {
+  const { id, secret } = client;
   if (auth === 'client_secret_basic' && id !== undefined && secret !== undefined) {
     const authorization = `Basic ${Buffer.from(`${formEncode(id)}:${formEncode(secret)}`).toString('base64')}`;
     return (url, form) => {

@@ -10,3 +10,5 @@ export const hooksLog = root.extend('hooks');
 export const upstreamLog = root.extend('upstream');
 /** Store failures: the router then refreshes without the store. */
 export const storeLog = root.extend('store');
+/** OIDC / RFC 8414 discovery of the upstream's endpoints. */
+export const discoveryLog = root.extend('discovery');

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import express, { type Request, type Response, type Router } from 'express';
-import { clientAuthenticator } from './client-auth.js';
 import { refreshTokenPlanner } from './endpoints/refresh-token.js';
-import { revokeTokenPlanner } from './endpoints/revoke-token.js';
+import { revocationNotConfigured, revokeTokenPlanner } from './endpoints/revoke-token.js';
 import { tokenPlanner } from './endpoints/token.js';
-import type { EndpointContext, Plan, Planner } from './endpoints/plan.js';
+import type { Plan, Planner } from './endpoints/plan.js';
 import { Refusal, sendRefusal } from './errors.js';
 import { type Exchange, eventFor, eventTypeOf, reuseEventFor } from './events.js';
 import { type EventHook, afterResponse, awaitHook, hookFor, invokeHook } from './hooks.js';
@@ -15,7 +14,8 @@ import { describeError } from './redact.js';
 import { requestLine } from './request-log.js';
 import { type RefreshResult, type ReuseSighting, type RotationGuard, rotationGuard } from './rotation/guard.js';
 import type { EndpointName, NinjaAuthEvent, NinjaAuthOptions } from './types.js';
-import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.js';
+import { createUpstream, type Upstream, type UpstreamCall, type UpstreamOutcome } from './upstream.js';
+import { type SiteResolver, siteResolver } from './upstream-site.js';
 
 /**
  * Builds the router. Options override the `NINJA_AUTH_*` environment variables; anything missing, malformed
@@ -24,12 +24,11 @@ import { createUpstream, type Upstream, type UpstreamOutcome } from './upstream.
 export function ninjaAuth(options?: NinjaAuthOptions): Router {
   const config = parseOptions(options);
   const upstream = createUpstream(config);
-  const services: Services = { config, upstream, guard: rotationGuard(config, upstream) };
-  const context: EndpointContext = { config, authenticate: clientAuthenticator(config.client) };
+  const services: Services = { config, upstream: upstream.send, site: siteResolver(config, upstream), guard: rotationGuard(config, upstream.send) };
   const planners: ReadonlyArray<readonly [EndpointName, Planner]> = [
-    ['token', tokenPlanner(context)],
-    ['refresh_token', refreshTokenPlanner(context)],
-    ['revoke_token', revokeTokenPlanner(context)],
+    ['token', tokenPlanner(config)],
+    ['refresh_token', refreshTokenPlanner(config)],
+    ['revoke_token', revokeTokenPlanner(config)],
   ];
   const endpoints = new Map(planners.map(([name, planner]) => [`${config.prefix}/${name}`, { name, planner }]));
 
@@ -49,6 +48,7 @@ export function ninjaAuth(options?: NinjaAuthOptions): Router {
 interface Services {
   readonly config: Configuration;
   readonly upstream: Upstream;
+  readonly site: SiteResolver;
   readonly guard: RotationGuard;
 }
 
@@ -61,7 +61,10 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
     plan = await planner(req);
     const exchange: Exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
-    const { outcome, replayed, reuse } = await forward(services, plan);
+    const site = await services.site();
+    const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
+    if (url === undefined) throw revocationNotConfigured();
+    const { outcome, replayed, reuse } = await forward(services, site.authenticate(url, plan.form), plan);
     const durationMs = performance.now() - startedAt;
     const events = eventsFor(config, exchange, outcome, durationMs, replayed, reuse);
     if (config.awaitHooks) {
@@ -89,10 +92,10 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
 }
 
 /** Refreshes go through the rotation guard; everything else straight upstream. */
-async function forward({ upstream, guard }: Services, plan: Plan): Promise<RefreshResult> {
+async function forward({ upstream, guard }: Services, call: UpstreamCall, plan: Plan): Promise<RefreshResult> {
   const { presentedRefreshToken, revokedToken } = plan.details;
-  if (presentedRefreshToken !== undefined && guard.enabled) return guard.refresh(plan.call, presentedRefreshToken);
-  const outcome = await upstream(plan.call);
+  if (presentedRefreshToken !== undefined && guard.enabled) return guard.refresh(call, presentedRefreshToken);
+  const outcome = await upstream(call);
   if (revokedToken !== undefined && outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
     await guard.revoked(revokedToken);
   }
@@ -131,5 +134,5 @@ function answer(res: Response, outcome: UpstreamOutcome): void {
 function secretsOf(plan: Plan | undefined): string[] {
   if (plan === undefined) return [];
   const { presentedRefreshToken, revokedToken } = plan.details;
-  return [presentedRefreshToken, revokedToken, plan.call.form.get('password') ?? undefined].filter((s): s is string => s !== undefined);
+  return [presentedRefreshToken, revokedToken, plan.form.get('password') ?? undefined].filter((s): s is string => s !== undefined);
 }

@@ -30,7 +30,16 @@ const RESERVED_PARAMS = ['client_id', 'client_secret', 'grant_type'];
 export interface ClientCredentials {
   readonly id: string | undefined;
   readonly secret: string | undefined;
-  readonly auth: ClientAuthMethod;
+  /** `undefined` only with discovery and no `clientAuth` option: then the issuer's metadata decides. */
+  readonly auth: ClientAuthMethod | undefined;
+}
+
+/** Where the upstream is: fixed endpoints, an issuer to discover them from, or both (fixed ones win). */
+export interface UpstreamSettings {
+  readonly tokenUrl: string | undefined;
+  readonly revokeUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly allowInsecure: boolean;
 }
 
 export interface RotationSettings {
@@ -44,8 +53,7 @@ export interface RotationSettings {
 /** The options resolved once, when `ninjaAuth()` is called. */
 export interface Configuration {
   readonly prefix: string;
-  readonly tokenUrl: string;
-  readonly revokeUrl: string | undefined;
+  readonly upstream: UpstreamSettings;
   readonly client: ClientCredentials;
   readonly extraParams: ReadonlyArray<readonly [string, string]>;
   readonly grantTypes: ReadonlySet<string>;
@@ -79,25 +87,26 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
   }
 
   const allowInsecure = optionalBoolean(options.allowInsecureUpstream, 'allowInsecureUpstream') ?? false;
-  const issuer = fromEnv(upstream.issuer, 'upstream.issuer', env, ENV.issuer);
-  if (issuer !== undefined) {
-    throw new NinjaAuthConfigError('upstream.issuer', 'is not supported yet: set upstream.tokenUrl (and upstream.revokeUrl) instead', ENV.issuer);
-  }
+  const issuerValue = fromEnv(upstream.issuer, 'upstream.issuer', env, ENV.issuer);
+  const issuer = issuerValue === undefined ? undefined : checkIssuer(issuerValue, allowInsecure);
   const tokenUrlValue = fromEnv(upstream.tokenUrl, 'upstream.tokenUrl', env, ENV.tokenUrl);
-  if (tokenUrlValue === undefined) {
-    throw new NinjaAuthConfigError('upstream.tokenUrl', 'is required, e.g. ninjaAuth({ upstream: { tokenUrl: "https://idp.example.com/oauth/token" } })', ENV.tokenUrl);
+  if (tokenUrlValue === undefined && issuer === undefined) {
+    throw new NinjaAuthConfigError(
+      'upstream.tokenUrl',
+      'is required unless upstream.issuer (env NINJA_AUTH_ISSUER) is set, e.g. ninjaAuth({ upstream: { tokenUrl: "https://idp.example.com/oauth/token" } })',
+      ENV.tokenUrl,
+    );
   }
-  const tokenUrl = checkUpstreamUrl(tokenUrlValue, 'upstream.tokenUrl', ENV.tokenUrl, allowInsecure);
+  const tokenUrl = tokenUrlValue === undefined ? undefined : checkUpstreamUrl(tokenUrlValue, 'upstream.tokenUrl', ENV.tokenUrl, allowInsecure);
   const revokeUrlValue = fromEnv(upstream.revokeUrl, 'upstream.revokeUrl', env, ENV.revokeUrl);
   const revokeUrl = revokeUrlValue === undefined ? undefined : checkUpstreamUrl(revokeUrlValue, 'upstream.revokeUrl', ENV.revokeUrl, allowInsecure);
 
-  const client = parseClient(options, env);
+  const client = parseClient(options, env, issuer !== undefined);
   const authKey = fromEnv(options.authKey, 'authKey', env, ENV.authKey);
 
   return {
     prefix: parsePrefix(options.prefix),
-    tokenUrl,
-    revokeUrl,
+    upstream: { tokenUrl, revokeUrl, issuer, allowInsecure },
     client,
     extraParams: parseExtraParams(options.extraParams),
     grantTypes: new Set(parseGrantTypes(options.grantTypes)),
@@ -135,17 +144,17 @@ function parseStore(value: unknown): NinjaAuthStore | undefined {
   return value as NinjaAuthStore;
 }
 
-function parseClient(options: NinjaAuthOptions, env: Env): ClientCredentials {
+function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean): ClientCredentials {
   const id = fromEnv(options.clientId, 'clientId', env, ENV.clientId);
   const secret = fromEnv(options.clientSecret, 'clientSecret', env, ENV.clientSecret);
   if (options.clientAuth !== undefined && !CLIENT_AUTH_METHODS.includes(options.clientAuth)) {
     throw new NinjaAuthConfigError('clientAuth', `must be one of ${CLIENT_AUTH_METHODS.map((m) => `"${m}"`).join(', ')}`);
   }
-  const auth = options.clientAuth ?? (secret === undefined ? 'none' : 'client_secret_post');
+  const auth = options.clientAuth ?? (secret === undefined ? 'none' : discovered ? undefined : 'client_secret_post');
   if (secret !== undefined && id === undefined) {
     throw new NinjaAuthConfigError('clientId', 'is required when clientSecret is set', ENV.clientId);
   }
-  if (auth !== 'none' && secret === undefined) {
+  if (auth !== undefined && auth !== 'none' && secret === undefined) {
     throw new NinjaAuthConfigError('clientSecret', `is required with clientAuth "${auth}"`, ENV.clientSecret);
   }
   if (auth === 'none' && secret !== undefined) {
@@ -170,21 +179,33 @@ export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_HOST.test(hostname);
 }
 
-function checkUpstreamUrl(value: string, option: string, envVar: string, allowInsecure: boolean): string {
+/** What is wrong with an upstream URL, or `undefined` when it is fine; also used for URLs learned by discovery. */
+export function upstreamUrlProblem(value: string, allowInsecure: boolean): string | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new NinjaAuthConfigError(option, 'must be an absolute URL, e.g. "https://idp.example.com/oauth/token"', envVar);
+    return 'must be an absolute URL, e.g. "https://idp.example.com/oauth/token"';
   }
   const insecureAllowed = url.protocol === 'http:' && (allowInsecure || isLoopbackHost(url.hostname));
   if (url.protocol !== 'https:' && !insecureAllowed) {
-    throw new NinjaAuthConfigError(option, 'must use https: (http: only on localhost, 127.0.0.0/8 or [::1], unless allowInsecureUpstream: true)', envVar);
+    return 'must use https: (http: only on localhost, 127.0.0.0/8 or [::1], unless allowInsecureUpstream: true)';
   }
-  if (url.username !== '' || url.password !== '') {
-    throw new NinjaAuthConfigError(option, 'must not carry credentials: use clientId and clientSecret', envVar);
-  }
-  return url.href;
+  if (url.username !== '' || url.password !== '') return 'must not carry credentials: use clientId and clientSecret';
+  return undefined;
+}
+
+function checkUpstreamUrl(value: string, option: string, envVar: string, allowInsecure: boolean): string {
+  const problem = upstreamUrlProblem(value, allowInsecure);
+  if (problem !== undefined) throw new NinjaAuthConfigError(option, problem, envVar);
+  return new URL(value).href;
+}
+
+/** The issuer is kept as written: its metadata must name the same issuer. */
+function checkIssuer(value: string, allowInsecure: boolean): string {
+  checkUpstreamUrl(value, 'upstream.issuer', ENV.issuer, allowInsecure);
+  if (/[?#]/.test(value)) throw new NinjaAuthConfigError('upstream.issuer', 'must have no query or fragment', ENV.issuer);
+  return value;
 }
 
 function parsePrefix(value: unknown): string {

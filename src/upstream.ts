@@ -41,7 +41,6 @@ const keepBytes = <T>(data: T): T => data;
 
 /** Settings every upstream request needs, whichever axios instance sends it. */
 const REQUEST_DEFAULTS = {
-  method: 'POST',
   responseType: 'arraybuffer',
   transformRequest: [keepBytes],
   transformResponse: [keepBytes],
@@ -64,23 +63,37 @@ export function createDefaultHttpClient(timeoutMs: number): AxiosInstance {
   return axios.create({ ...REQUEST_DEFAULTS, timeout: timeoutMs, httpAgent: agents.http, httpsAgent: agents.https, adapter: leanHttpAdapter(agents) });
 }
 
+/** The router's one upstream client: token-endpoint POSTs and, for discovery, metadata GETs. */
+export interface UpstreamClient {
+  readonly send: Upstream;
+  /** GETs a URL; the answer as received, or a failure when it did not come. */
+  readonly get: (url: string) => Promise<UpstreamOutcome>;
+}
+
 /** Builds the router's single upstream client. */
-export function createUpstream(config: Configuration): Upstream {
-  if (config.httpClient === undefined) {
-    const client = createDefaultHttpClient(config.timeoutMs);
-    return (call) => send(client, { method: 'POST', url: call.url, data: call.form.toString(), headers: headersFor(call) });
-  }
-  const client = config.httpClient;
-  // A caller's instance gets every setting on each request, and the deadline through an abort signal.
-  return async (call) => {
+export function createUpstream(config: Configuration): UpstreamClient {
+  const own = config.httpClient === undefined;
+  const client = config.httpClient ?? createDefaultHttpClient(config.timeoutMs);
+  const exchange = own ? (request: AxiosRequestConfig) => settle(client, request) : withDeadline(client, config.timeoutMs);
+  return {
+    send: (call) => exchange({ method: 'POST', url: call.url, data: call.form.toString(), headers: headersFor(call) }),
+    get: (url) => exchange({ method: 'GET', url, headers: METADATA_HEADERS }),
+  };
+}
+
+const METADATA_HEADERS = { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'ninja-auth' };
+
+/** A caller's instance gets every setting on each request, and the deadline through an abort signal. */
+function withDeadline(client: AxiosInstance, timeoutMs: number): (request: AxiosRequestConfig) => Promise<UpstreamOutcome> {
+  return async (request) => {
     const deadline = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       deadline.abort();
-    }, config.timeoutMs);
+    }, timeoutMs);
     try {
-      const outcome = await send(client, { ...REQUEST_DEFAULTS, url: call.url, data: call.form.toString(), headers: headersFor(call), signal: deadline.signal });
+      const outcome = await settle(client, { ...REQUEST_DEFAULTS, ...request, signal: deadline.signal });
       return timedOut && outcome.kind === 'failed' ? failure(504, 'timeout') : outcome;
     } finally {
       clearTimeout(timer);
@@ -91,7 +104,7 @@ export function createUpstream(config: Configuration): Upstream {
 const headersFor = (call: UpstreamCall): Record<string, string> =>
   call.authorization === undefined ? REQUEST_HEADERS : { ...REQUEST_HEADERS, authorization: call.authorization };
 
-async function send(client: AxiosInstance, request: AxiosRequestConfig): Promise<UpstreamOutcome> {
+async function settle(client: AxiosInstance, request: AxiosRequestConfig): Promise<UpstreamOutcome> {
   try {
     return toAnswer(await client.request<unknown>(request));
   } catch (error) {

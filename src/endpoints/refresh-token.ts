@@ -1,10 +1,10 @@
 import { Refusal, badRequest } from '../errors.js';
 import { bearerToken, readParams } from '../request-params.js';
-import { type EndpointContext, type Planner, refreshPlan } from './plan.js';
+import type { Configuration } from '../options.js';
+import { type Planner, refreshPlan } from './plan.js';
 
 /** `POST {prefix}/refresh_token`: the refresh token from `Authorization: Bearer` (the ninja form) or the body. */
-export function refreshTokenPlanner(context: EndpointContext): Planner {
-  const { config } = context;
+export function refreshTokenPlanner(config: Configuration): Planner {
   return async (req) => {
     if (!config.grantTypes.has('refresh_token')) {
       throw new Refusal(400, 'unsupported_grant_type', 'grant type "refresh_token" is not accepted here');
@@ -23,6 +23,6 @@ export function refreshTokenPlanner(context: EndpointContext): Planner {
     if (refreshToken === undefined || refreshToken === '') {
       throw badRequest('a refresh token is required: Authorization: Bearer <refresh_token>, or the "refresh_token" parameter');
     }
-    return refreshPlan(context, refreshToken, params);
+    return refreshPlan(config, refreshToken, params);
   };
 }

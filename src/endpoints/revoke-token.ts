@@ -1,13 +1,16 @@
 import { Refusal, badRequest } from '../errors.js';
 import { bearerToken, readParams } from '../request-params.js';
-import type { EndpointContext, Planner } from './plan.js';
+import type { Configuration } from '../options.js';
+import type { Planner } from './plan.js';
+
+export const revocationNotConfigured = (): Refusal =>
+  new Refusal(501, 'unsupported_operation', 'token revocation is not configured on this server');
 
 /** `POST {prefix}/revoke_token`: RFC 7009, the token from `Authorization: Bearer` or the body. */
-export function revokeTokenPlanner(context: EndpointContext): Planner {
-  const { config } = context;
+export function revokeTokenPlanner(config: Configuration): Planner {
   return async (req) => {
-    const revokeUrl = config.revokeUrl;
-    if (revokeUrl === undefined) throw new Refusal(501, 'unsupported_operation', 'token revocation is not configured on this server');
+    const { revokeUrl, issuer } = config.upstream;
+    if (revokeUrl === undefined && issuer === undefined) throw revocationNotConfigured();
     const fromHeader = bearerToken(req);
     const params = await readParams(req, config.maxBodyBytes);
     const fromBody = params['token'];
@@ -23,7 +26,8 @@ export function revokeTokenPlanner(context: EndpointContext): Planner {
     if (hint !== undefined && hint !== '') form.set('token_type_hint', hint);
     if (params['client_id'] !== undefined) form.set('client_id', params['client_id']);
     return {
-      call: context.authenticate(revokeUrl, form),
+      target: 'revocation',
+      form,
       details: hint === undefined || hint === '' ? { revokedToken: token } : { revokedToken: token, tokenTypeHint: hint },
     };
   };

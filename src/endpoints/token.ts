@@ -2,7 +2,8 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { Refusal, badRequest } from '../errors.js';
 import { bearerToken, readParams, type Params } from '../request-params.js';
-import { type EndpointContext, type Plan, type Planner, refreshPlan, tokenRequestForm } from './plan.js';
+import type { Configuration } from '../options.js';
+import { type Plan, type Planner, refreshPlan, tokenRequestForm } from './plan.js';
 
 const REQUIRED_PARAMS: Readonly<Record<string, readonly string[]>> = {
   password: ['username', 'password'],
@@ -11,8 +12,7 @@ const REQUIRED_PARAMS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** `POST {prefix}/token`: every grant, gated by `authKey` when one is set. */
-export function tokenPlanner(context: EndpointContext): Planner {
-  const { config } = context;
+export function tokenPlanner(config: Configuration): Planner {
   return async (req) => {
     checkAuthKey(req, config.authKeyDigest);
     const params = await readParams(req, config.maxBodyBytes);
@@ -21,10 +21,11 @@ export function tokenPlanner(context: EndpointContext): Planner {
       throw new Refusal(400, 'unsupported_grant_type', `grant type "${grantType.slice(0, 80)}" is not accepted here`);
     }
     for (const name of REQUIRED_PARAMS[grantType] ?? []) requireParam(params, name);
-    if (grantType === 'refresh_token') return refreshPlan(context, params['refresh_token']!, params);
+    if (grantType === 'refresh_token') return refreshPlan(config, params['refresh_token']!, params);
     if (grantType === 'password') await checkUsername(params['username']!, config.isUsernameAllowed);
     const plan: Plan = {
-      call: context.authenticate(config.tokenUrl, tokenRequestForm(grantType, params, config)),
+      target: 'token',
+      form: tokenRequestForm(grantType, params, config),
       details: grantType === 'password' ? { grantType, username: params['username']! } : { grantType },
     };
     return plan;

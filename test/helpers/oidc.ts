@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider, { type ClientMetadata, type Configuration } from 'oidc-provider';
-import { type Listening, listen } from './servers.js';
+import { type Listening, listen, tapBody } from './servers.js';
 
 export const OIDC_REDIRECT_URI = 'http://127.0.0.1/callback';
 
@@ -10,6 +10,8 @@ export interface OidcUnderTest extends Listening {
   readonly revokeUrl: string;
   /** POSTs to the token endpoint so far. */
   readonly tokenCalls: () => number;
+  /** The exact bytes of every token endpoint reply, in order. */
+  readonly tokenReplies: Buffer[];
   /** Runs the authorization code + PKCE flow as a browser would (login and consent done for `alice`). */
   authorize(clientId: string, options?: { scope?: string }): Promise<{ code: string; codeVerifier: string; redirectUri: string }>;
 }
@@ -30,8 +32,12 @@ export const oidcClient = (clientId: string, clientSecret: string, method: 'clie
 export async function startOidcProvider(clients: ClientMetadata[], extra: Partial<Configuration> = {}): Promise<OidcUnderTest> {
   let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
   let tokenCalls = 0;
+  const tokenReplies: Buffer[] = [];
   const listening = await listen((req, res) => {
-    if (req.method === 'POST' && req.url === '/token') tokenCalls++;
+    if (req.method === 'POST' && req.url === '/token') {
+      tokenCalls++;
+      tapBody(res, (body) => tokenReplies.push(body));
+    }
     handler!(req, res);
   });
   const issuer = listening.origin;
@@ -72,6 +78,7 @@ export async function startOidcProvider(clients: ClientMetadata[], extra: Partia
     tokenUrl: `${issuer}/token`,
     revokeUrl: `${issuer}/token/revocation`,
     tokenCalls: () => tokenCalls,
+    tokenReplies,
     authorize: (clientId, options = {}) => authorizationCodeFlow(issuer, clientId, options.scope ?? 'openid offline_access'),
   };
 }

@@ -81,24 +81,29 @@ export interface ProviderUnderTest extends Listening {
   readonly sentBodies: Buffer[];
 }
 
+/** Hands `sink` the exact bytes a response wrote, once it ends. */
+export function tapBody(res: ServerResponse, sink: (body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk as string));
+    return write(chunk, ...rest);
+  }) as ServerResponse['write'];
+  res.end = ((...args: unknown[]) => {
+    const chunk = args[0];
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string));
+    sink(Buffer.concat(chunks));
+    return end(...args);
+  }) as ServerResponse['end'];
+}
+
 /** The embedded @node-oauth/oauth2-server provider, with a tap on the bytes it sends. */
 export async function startProvider(options?: Parameters<typeof createProvider>[0]): Promise<ProviderUnderTest> {
   const provider = createProvider(options);
   const sentBodies: Buffer[] = [];
   const listening = await listen((req, res) => {
-    const chunks: Buffer[] = [];
-    const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
-    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
-    res.write = ((chunk: unknown, ...rest: unknown[]) => {
-      if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk as string));
-      return write(chunk, ...rest);
-    }) as ServerResponse['write'];
-    res.end = ((...args: unknown[]) => {
-      const chunk = args[0];
-      if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string));
-      sentBodies.push(Buffer.concat(chunks));
-      return end(...args);
-    }) as ServerResponse['end'];
+    tapBody(res, (body) => sentBodies.push(body));
     provider.app(req, res);
   });
   return {

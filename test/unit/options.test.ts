@@ -16,10 +16,11 @@ function configError(options: unknown, env: Record<string, string> = noEnv): Nin
 }
 
 describe('options and the environment', () => {
-  it('a missing token endpoint names the option and its environment variable', () => {
+  it('a missing token endpoint names the option and its environment variable, and the issuer alternative', () => {
     const error = configError({});
     expect(error.message).toContain('upstream.tokenUrl');
     expect(error.message).toContain('NINJA_AUTH_TOKEN_URL');
+    expect(error.message).toContain('NINJA_AUTH_ISSUER');
     expect(error).toMatchObject({ option: 'upstream.tokenUrl', envVar: 'NINJA_AUTH_TOKEN_URL', code: 'NINJA_AUTH_CONFIG' });
   });
 
@@ -31,17 +32,17 @@ describe('options and the environment', () => {
       NINJA_AUTH_CLIENT_SECRET: 'env-secret',
       NINJA_AUTH_KEY: 'env-key',
     });
-    expect(config.tokenUrl).toBe(TOKEN_URL);
-    expect(config.revokeUrl).toBe('https://idp.example.com/oauth/revoke');
+    expect(config.upstream.tokenUrl).toBe(TOKEN_URL);
+    expect(config.upstream.revokeUrl).toBe('https://idp.example.com/oauth/revoke');
     expect(config.client).toEqual({ id: 'env-client', secret: 'env-secret', auth: 'client_secret_post' });
     expect(config.authKeyDigest).toBeInstanceOf(Buffer);
   });
 
   it('options override the environment; an empty variable counts as unset', () => {
     const config = parseOptions({ upstream: { tokenUrl: TOKEN_URL }, clientId: 'opt' }, { NINJA_AUTH_TOKEN_URL: 'https://other.example/t', NINJA_AUTH_CLIENT_ID: 'env', NINJA_AUTH_REVOKE_URL: '' });
-    expect(config.tokenUrl).toBe(TOKEN_URL);
+    expect(config.upstream.tokenUrl).toBe(TOKEN_URL);
     expect(config.client.id).toBe('opt');
-    expect(config.revokeUrl).toBeUndefined();
+    expect(config.upstream.revokeUrl).toBeUndefined();
   });
 
   it('defaults', () => {
@@ -83,11 +84,11 @@ describe('misconfiguration throws at once', () => {
   });
 
   it.each(['http://localhost:8080/t', 'http://127.0.0.1/t', 'http://127.8.9.10:1/t', 'http://[::1]:3000/t'])('http is fine on loopback: %s', (tokenUrl) => {
-    expect(parseOptions({ upstream: { tokenUrl } }, noEnv).tokenUrl).toBe(new URL(tokenUrl).href);
+    expect(parseOptions({ upstream: { tokenUrl } }, noEnv).upstream.tokenUrl).toBe(new URL(tokenUrl).href);
   });
 
   it('allowInsecureUpstream lifts the https rule', () => {
-    expect(parseOptions({ upstream: { tokenUrl: 'http://idp.internal/t' }, allowInsecureUpstream: true }, noEnv).tokenUrl).toBe('http://idp.internal/t');
+    expect(parseOptions({ upstream: { tokenUrl: 'http://idp.internal/t' }, allowInsecureUpstream: true }, noEnv).upstream.tokenUrl).toBe('http://idp.internal/t');
   });
 
   it.each([
@@ -121,9 +122,13 @@ describe('misconfiguration throws at once', () => {
     expect(error.message).not.toContain('from-env-secret');
   });
 
-  it('discovery (upstream.issuer) is refused clearly until it is supported', () => {
-    const error = configError({ upstream: { issuer: 'https://idp.example.com' } });
-    expect(error.message).toContain('NINJA_AUTH_ISSUER');
+  it('upstream.issuer alone is enough; the https rule applies to it, and it is kept as written', () => {
+    const config = parseOptions(undefined, { NINJA_AUTH_ISSUER: 'https://tenant.example.com/', NINJA_AUTH_CLIENT_ID: 'c', NINJA_AUTH_CLIENT_SECRET: 's' });
+    expect(config.upstream).toMatchObject({ issuer: 'https://tenant.example.com/', tokenUrl: undefined });
+    expect(config.client.auth).toBeUndefined();
+    const insecure = configError({ upstream: { issuer: 'http://idp.example.com' } });
+    expect(insecure).toMatchObject({ option: 'upstream.issuer', envVar: 'NINJA_AUTH_ISSUER' });
+    expect(configError({ upstream: { issuer: 'https://idp.example.com/?tenant=1' } }).option).toBe('upstream.issuer');
   });
 
   it('the router factory throws too, at the call', async () => {
