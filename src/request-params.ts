@@ -156,3 +156,19 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   if (match === null) throw badRequest('the Authorization header must be "Bearer <token>"');
   return match[1];
 }
+
+/**
+ * The token a caller presents either as `Authorization: Bearer <token>` (the ninja form) or as the body
+ * parameter `name`: exactly one of the two.
+ */
+export function presentedToken(fromHeader: string | undefined, params: Params, name: string, what: string): string {
+  const fromBody = params[name];
+  if (fromHeader !== undefined && fromBody !== undefined) {
+    throw badRequest(`send the ${what} in the Authorization header or in the body, not both`);
+  }
+  const token = fromHeader ?? fromBody;
+  if (token === undefined || token === '') {
+    throw badRequest(`a ${what} is required: Authorization: Bearer <${name}>, or the "${name}" parameter`);
+  }
+  return token;
+}

@@ -1,5 +1,5 @@
 import { Refusal, badRequest } from '../errors.js';
-import { bearerToken, readParams } from '../request-params.js';
+import { bearerToken, presentedToken, readParams } from '../request-params.js';
 import type { Configuration } from '../options.js';
 import { type Planner, refreshPlan } from './plan.js';
 
@@ -15,14 +15,6 @@ export function refreshTokenPlanner(config: Configuration): Planner {
     if (grantType !== undefined && grantType !== 'refresh_token') {
       throw badRequest('parameter "grant_type" must be "refresh_token" on this endpoint, or left out');
     }
-    const fromBody = params['refresh_token'];
-    if (fromHeader !== undefined && fromBody !== undefined) {
-      throw badRequest('send the refresh token in the Authorization header or in the body, not both');
-    }
-    const refreshToken = fromHeader ?? fromBody;
-    if (refreshToken === undefined || refreshToken === '') {
-      throw badRequest('a refresh token is required: Authorization: Bearer <refresh_token>, or the "refresh_token" parameter');
-    }
-    return refreshPlan(config, refreshToken, params);
+    return refreshPlan(config, presentedToken(fromHeader, params, 'refresh_token', 'refresh token'), params);
   };
 }

@@ -1,5 +1,5 @@
-import { Refusal, badRequest } from '../errors.js';
-import { bearerToken, readParams } from '../request-params.js';
+import { Refusal } from '../errors.js';
+import { bearerToken, presentedToken, readParams } from '../request-params.js';
 import type { Configuration } from '../options.js';
 import type { Planner } from './plan.js';
 
@@ -13,14 +13,7 @@ export function revokeTokenPlanner(config: Configuration): Planner {
     if (revokeUrl === undefined && issuer === undefined) throw revocationNotConfigured();
     const fromHeader = bearerToken(req);
     const params = await readParams(req, config.maxBodyBytes);
-    const fromBody = params['token'];
-    if (fromHeader !== undefined && fromBody !== undefined) {
-      throw badRequest('send the token in the Authorization header or in the body, not both');
-    }
-    const token = fromHeader ?? fromBody;
-    if (token === undefined || token === '') {
-      throw badRequest('a token is required: Authorization: Bearer <token>, or the "token" parameter');
-    }
+    const token = presentedToken(fromHeader, params, 'token', 'token');
     const form = new URLSearchParams([['token', token]]);
     const hint = params['token_type_hint'];
     if (hint !== undefined && hint !== '') form.set('token_type_hint', hint);
