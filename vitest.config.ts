@@ -8,8 +8,9 @@ export default defineConfig({
   test: {
     testTimeout: 15_000,
     projects: [
-      { test: { name: 'express5', include: ['test/**/*.test.ts'], env: { EXPRESS_MAJOR: '5' } } },
+      { extends: true, test: { name: 'express5', include: ['test/**/*.test.ts'], env: { EXPRESS_MAJOR: '5' } } },
       {
+        extends: true,
         resolve: { alias: [{ find: /^express(?=$|\/)/, replacement: 'express4' }] },
         test: { name: 'express4', include: ['test/**/*.test.ts'], exclude: CHILD_PROCESS_TESTS, env: { EXPRESS_MAJOR: '4' } },
       },

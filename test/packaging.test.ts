@@ -71,10 +71,10 @@ describe('the packed package', () => {
       include: ['src'],
     }));
     expect(tsc(`tsconfig.${resolution}.json`)).toBe('');
-  });
+  }, 60_000);
 
   it('publint and arethetypeswrong find nothing', () => {
     expect(run(path.join(root, 'node_modules/.bin/publint'), [], root)).toMatch(/All good/);
     expect(run(path.join(root, 'node_modules/.bin/attw'), [tarball], root)).toMatch(/No problems found/);
-  });
+  }, 60_000);
 });
