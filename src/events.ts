@@ -104,14 +104,22 @@ export function reuseEventFor(exchange: Exchange, status: number, durationMs: nu
   });
 }
 
-/** The upstream body as JSON, or `undefined` when it is not JSON. A fresh value: freezing it touches nothing else. */
+const parsedBodies = new WeakMap<Buffer, unknown>();
+
+/**
+ * The upstream body as JSON, or `undefined` when it is not JSON. Parsed once per body, however many of the
+ * guard, the events and the log ask; the value is never written to, only frozen for the hooks.
+ */
 export function parseJson(body: Buffer): unknown {
-  if (body.length === 0) return undefined;
+  if (parsedBodies.has(body)) return parsedBodies.get(body);
+  let parsed: unknown;
   try {
-    return JSON.parse(body.toString('utf8')) as unknown;
+    parsed = body.length === 0 ? undefined : (JSON.parse(body.toString('utf8')) as unknown);
   } catch {
-    return undefined;
+    parsed = undefined;
   }
+  parsedBodies.set(body, parsed);
+  return parsed;
 }
 
 export function tokenSetOf(body: unknown): TokenSet {
