@@ -164,10 +164,16 @@ if (ninjaTarget) {
   console.log(`\ncoalescing: a burst of 100 identical refreshes → ${after - before} upstream request(s), ${new Set(burst).size} distinct body(ies)`);
 
   if (SOAK > 0) {
-    const start = await ask(ninjaTarget.process, 'stats');
-    await load(ninjaTarget.port, ninjaTarget.path, SOAK);
-    const end = await ask(ninjaTarget.process, 'stats');
-    console.log(`soak: ${SOAK} s at full load: RSS ${(start.rssKb / 1024).toFixed(0)} MB at the start, ${(end.rssKb / 1024).toFixed(0)} MB at the end`);
+    // RSS sampled ten times over the soak: a plateau is the memory store filling up, a climb is a leak.
+    const samples = [(await ask(ninjaTarget.process, 'stats')).rssKb];
+    const running = load(ninjaTarget.port, ninjaTarget.path, SOAK);
+    for (let i = 1; i <= 10; i++) {
+      await new Promise((resolve) => setTimeout(resolve, (SOAK * 1000) / 10));
+      samples.push((await ask(ninjaTarget.process, 'stats')).rssKb);
+    }
+    const result = await running;
+    const mb = samples.map((kb) => (kb / 1024).toFixed(0));
+    console.log(`soak: ${SOAK} s at ${Math.round(result.requests.average)} req/s: RSS ${mb[0]} MB at the start, ${mb.at(-1)} MB at the end; every ${SOAK / 10} s: ${mb.join(' → ')} MB`);
   }
 }
 

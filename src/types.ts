@@ -9,22 +9,22 @@ export type EndpointName = 'token' | 'refresh_token' | 'revoke_token';
 
 export interface UpstreamOptions {
   /** The upstream OAuth token endpoint. Defaults to env `NINJA_AUTH_TOKEN_URL`. */
-  tokenUrl?: string;
+  tokenUrl?: string | undefined;
   /** The upstream RFC 7009 revocation endpoint. Defaults to env `NINJA_AUTH_REVOKE_URL`; without it `revoke_token` answers 501. */
-  revokeUrl?: string;
+  revokeUrl?: string | undefined;
   /** OIDC / RFC 8414 discovery. Defaults to env `NINJA_AUTH_ISSUER`. Not available yet: setting it throws `NinjaAuthConfigError`. */
-  issuer?: string;
+  issuer?: string | undefined;
 }
 
 /** Every field is optional; `undefined` means "use the default". */
 export interface NinjaAuthOptions {
   /** Where the endpoints are mounted inside the router. Defaults to `'/auth'`. */
-  prefix?: string;
+  prefix?: string | undefined;
   upstream?: UpstreamOptions;
   /** Client id sent upstream; replaces a client-sent `client_id`. Defaults to env `NINJA_AUTH_CLIENT_ID`. */
-  clientId?: string;
+  clientId?: string | undefined;
   /** Kept server-side, never accepted from or shown to the caller. Defaults to env `NINJA_AUTH_CLIENT_SECRET`. */
-  clientSecret?: string;
+  clientSecret?: string | undefined;
   /** Defaults to `'client_secret_post'` when a secret is set, else `'none'`. */
   clientAuth?: ClientAuthMethod;
   /** Added to every upstream token request (not revocation) when the caller did not send them. Defaults to `{}`. */
@@ -32,7 +32,7 @@ export interface NinjaAuthOptions {
   /** Grant types accepted. Defaults to `['password', 'authorization_code', 'client_credentials', 'refresh_token']`. */
   grantTypes?: string[];
   /** When set, `/token` requires `Authorization: Bearer <authKey>`. Defaults to env `NINJA_AUTH_KEY`. */
-  authKey?: string;
+  authKey?: string | undefined;
   /** Password grant only: which usernames may log in. Defaults to all. */
   allowUsernames?: string[] | ((username: string) => boolean | Promise<boolean>);
   /** Deadline for the whole upstream exchange, body included; past it the caller gets 504. Defaults to `10000` ms. */

@@ -56,6 +56,7 @@ describe('the packed package', () => {
       import ninjaAuth, { MemoryStore, ninjaAuth as named, NinjaAuthConfigError, type NinjaAuthOptions, type RotationEvent } from 'ninja-auth';
       const options: NinjaAuthOptions = {
         upstream: { tokenUrl: 'https://idp.example.com/token' },
+        clientId: process.env['OAUTH_CLIENT_ID'],
         store: new MemoryStore({ maxEntries: 100 }),
         hooks: { onRotation(event: RotationEvent) { const next: string | undefined = event.tokens.refreshToken; void next; } },
       };
