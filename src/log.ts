@@ -6,8 +6,6 @@ const root = createDebug('ninja-auth');
 export const proxyLog = root.extend('proxy');
 /** Hook failures and timeouts. */
 export const hooksLog = root.extend('hooks');
-/** Upstream transport failures (never the URL). */
-export const upstreamLog = root.extend('upstream');
 /** Store failures: the router then refreshes without the store. */
 export const storeLog = root.extend('store');
 /** OIDC / RFC 8414 discovery of the upstream's endpoints. */

@@ -4,7 +4,7 @@ import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
 import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore } from './types.js';
 
-export const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
+const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
 
 const ENV = {
   tokenUrl: 'NINJA_AUTH_TOKEN_URL',
@@ -175,7 +175,7 @@ function fromEnv(value: unknown, option: string, env: Env, envVar: string): stri
 
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
-export function isLoopbackHost(hostname: string): boolean {
+function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_HOST.test(hostname);
 }
 

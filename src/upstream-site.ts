@@ -118,7 +118,7 @@ function checkMetadata(json: unknown, issuer: string, allowInsecure: boolean): M
 const withoutTrailingSlash = (value: string): string => value.replace(/\/$/, '');
 
 /** RFC 8414 §2: without the list, client_secret_basic is the default; with it, post is preferred as without discovery. */
-export function chooseClientAuth(secret: string | undefined, supported: readonly string[] | undefined): ClientAuthMethod {
+function chooseClientAuth(secret: string | undefined, supported: readonly string[] | undefined): ClientAuthMethod {
   if (secret === undefined) return 'none';
   if (supported === undefined) return 'client_secret_basic';
   if (supported.includes('client_secret_post')) return 'client_secret_post';

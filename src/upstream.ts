@@ -58,7 +58,7 @@ const REQUEST_HEADERS = {
 };
 
 /** The default client: keep-alive agents, and a lean adapter whose `timeout` covers the whole exchange. */
-export function createDefaultHttpClient(timeoutMs: number): AxiosInstance {
+function createDefaultHttpClient(timeoutMs: number): AxiosInstance {
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   return axios.create({ ...REQUEST_DEFAULTS, timeout: timeoutMs, httpAgent: agents.http, httpsAgent: agents.https, adapter: leanHttpAdapter(agents) });
 }
@@ -133,7 +133,7 @@ const NOT_FORWARDED = new Set([
 ]);
 
 /** RFC 9110 §7.6.1: hop-by-hop headers, plus those the upstream's `Connection` header names. */
-export function endToEndHeaders(headers: Record<string, unknown>): Record<string, string | string[]> {
+function endToEndHeaders(headers: Record<string, unknown>): Record<string, string | string[]> {
   const connection = headers['connection'];
   const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((h) => h.trim()) : [];
   const kept: Record<string, string | string[]> = {};
