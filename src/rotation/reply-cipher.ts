@@ -6,11 +6,9 @@ import type { UpstreamAnswer } from '../upstream.js';
 
 const SALT = 'ninja-auth/reply/v1';
 
-interface StoredReply {
-  s: number;
-  h: Record<string, string | string[]>;
-  b: string;
-}
+/** The sealed plaintext: `[status, headers]` as JSON, a newline (JSON escapes its own), then the body bytes. */
+type ReplyHead = [number, Record<string, string | string[]>];
+const NEWLINE = 0x0a;
 
 /** HMAC-SHA-256 keyed with the refresh token: a 256-bit key per token and request, cheap enough for every refresh. */
 function keyFor(refreshToken: string, requestKey: string): Buffer {
@@ -33,8 +31,8 @@ function nextIv(): Buffer {
 export function sealReply(answer: UpstreamAnswer, refreshToken: string, requestKey: string): string {
   const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', keyFor(refreshToken, requestKey), iv);
-  const plain: StoredReply = { s: answer.status, h: { ...answer.headers }, b: answer.body.toString('base64') };
-  const sealed = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
+  const head: ReplyHead = [answer.status, { ...answer.headers }];
+  const sealed = Buffer.concat([cipher.update(`${JSON.stringify(head)}\n`, 'utf8'), cipher.update(answer.body), cipher.final()]);
   return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
 }
 
@@ -45,9 +43,10 @@ export function openReply(value: string, refreshToken: string, requestKey: strin
   try {
     const decipher = createDecipheriv('aes-256-gcm', keyFor(refreshToken, requestKey), Buffer.from(iv, 'base64url'));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    const plain = Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]).toString('utf8');
-    const reply = JSON.parse(plain) as StoredReply;
-    return { kind: 'answered', status: reply.s, headers: reply.h, body: Buffer.from(reply.b, 'base64') };
+    const plain = Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]);
+    const split = plain.indexOf(NEWLINE);
+    const [status, headers] = JSON.parse(plain.subarray(0, split).toString('utf8')) as ReplyHead;
+    return { kind: 'answered', status, headers, body: plain.subarray(split + 1) };
   } catch {
     return undefined;
   }
