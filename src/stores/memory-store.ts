@@ -19,6 +19,8 @@ interface Entry {
 export class MemoryStore implements NinjaAuthStore {
   readonly localOnly = true;
   readonly #entries = new Map<string, Entry>();
+  /** Walks the keys oldest first across calls, so eviction never re-skips the deleted ones at the front. */
+  #oldest: Iterator<string> = this.#entries.keys();
   readonly #maxEntries: number;
   readonly #sweeper: NodeJS.Timeout;
 
@@ -67,9 +69,13 @@ export class MemoryStore implements NinjaAuthStore {
 
   #evictOverflow(): void {
     // A Map iterates in insertion order, and set() re-inserts: the first keys are the oldest writes.
-    for (const key of this.#entries.keys()) {
-      if (this.#entries.size <= this.#maxEntries) return;
-      this.#entries.delete(key);
+    while (this.#entries.size > this.#maxEntries) {
+      let next = this.#oldest.next();
+      if (next.done === true) {
+        this.#oldest = this.#entries.keys();
+        next = this.#oldest.next();
+      }
+      if (next.done !== true) this.#entries.delete(next.value);
     }
   }
 
