@@ -1,6 +1,6 @@
 // `npm run bench`: the refresh path of ninja-auth against the alternatives, in one run, interleaved.
 // Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here).
-// Options: --duration=S per measurement (5), --rounds=N (3), --connections=C (32), --soak=S (0: off),
+// Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
 // --only=a,b (targets by name). It is a benchmark, never part of npm test or CI.
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,8 +9,8 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
-const DURATION = Number(args.duration ?? 5);
-const ROUNDS = Number(args.rounds ?? 3);
+const DURATION = Number(args.duration ?? 3);
+const ROUNDS = Number(args.rounds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 32);
 const SOAK = Number(args.soak ?? 0);
 const here = new URL('.', import.meta.url).pathname;
