@@ -62,16 +62,28 @@ export function afterResponse(res: Response, task: () => void): void {
 function reportHookError(config: Configuration, error: unknown, event: NinjaAuthEvent): void {
   const name = HOOK_OF_EVENT[event.type];
   hooksLog('%s failed for request %s: %s', name, event.requestId, describeError(error, [...config.secrets, ...tokensOf(event)]));
-  if (config.hooks.onHookError === undefined) return;
-  const reportFailure = (secondError: unknown): void => {
-    hooksLog('onHookError failed: %s', describeError(secondError, config.secrets));
+  const { onHookError } = config.hooks;
+  if (onHookError !== undefined) callObserver(config, 'onHookError', () => onHookError(error, event));
+}
+
+/**
+ * Calls an observer whose own failure must go nowhere but the log: a throw, or a rejection of whatever
+ * promise-like value it returns.
+ */
+export function callObserver(config: Configuration, name: string, call: () => unknown): void {
+  const reportFailure = (failure: unknown): void => {
+    hooksLog('%s failed: %s', name, describeError(failure, config.secrets));
   };
   try {
-    const returned: unknown = config.hooks.onHookError(error, event);
-    if (returned instanceof Promise) returned.catch(reportFailure);
-  } catch (secondError) {
-    reportFailure(secondError);
+    const returned = call();
+    if (isThenable(returned)) returned.then(undefined, reportFailure);
+  } catch (failure) {
+    reportFailure(failure);
   }
+}
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 function tokensOf(event: NinjaAuthEvent): string[] {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseJson, tokenSetOf } from '../events.js';
+import { callObserver } from '../hooks.js';
 import { storeLog } from '../log.js';
 import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
@@ -47,14 +48,8 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
 
   const reportStoreFailure = (error: unknown): void => {
     storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
-    const hook = config.hooks.onStoreError;
-    if (hook === undefined) return;
-    try {
-      const returned: unknown = hook(error);
-      if (returned instanceof Promise) returned.catch(() => undefined);
-    } catch {
-      // An observer's failure is not the caller's.
-    }
+    const { onStoreError } = config.hooks;
+    if (onStoreError !== undefined) callObserver(config, 'onStoreError', () => onStoreError(error));
   };
 
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {

@@ -1,3 +1,4 @@
+import { isThenable } from '../hooks.js';
 import type { NinjaAuthStore } from '../types.js';
 
 /**
@@ -36,16 +37,20 @@ export class StoreSession {
 
   async #run<T>(operation: () => Promise<T> | T): Promise<T | undefined> {
     if (this.#failed) return undefined;
-    let result: Promise<T> | T;
+    let result: PromiseLike<T> | T;
     try {
       result = operation();
     } catch (error) {
-      this.#failed = true;
-      this.reportFailure(error);
-      return undefined;
+      return this.#fail(error);
     }
     // A store that answers synchronously (the memory store) needs no deadline.
-    return result instanceof Promise ? this.#bounded(result) : result;
+    return isThenable(result) ? this.#bounded(Promise.resolve(result)) : result;
+  }
+
+  #fail(error: unknown): undefined {
+    this.#failed = true;
+    this.reportFailure(error);
+    return undefined;
   }
 
   async #bounded<T>(pending: Promise<T>): Promise<T | undefined> {
@@ -57,9 +62,7 @@ export class StoreSession {
       pending.catch(() => undefined);
       return await Promise.race([pending, expired]);
     } catch (error) {
-      this.#failed = true;
-      this.reportFailure(error);
-      return undefined;
+      return this.#fail(error);
     } finally {
       clearTimeout(timer);
     }

@@ -178,6 +178,10 @@ describe('the store', () => {
     ['throws', (): NinjaAuthStore => ({ get: () => { throw new Error('store down'); }, set: () => undefined, setIfAbsent: () => true, deleteIfEquals: () => undefined })],
     ['rejects', (): NinjaAuthStore => ({ get: async () => { throw new Error('store down'); }, set: async () => undefined, setIfAbsent: async () => true, deleteIfEquals: async () => undefined })],
     ['hangs', (): NinjaAuthStore => ({ get: () => new Promise(() => undefined), set: () => new Promise(() => undefined), setIfAbsent: () => new Promise(() => undefined), deleteIfEquals: () => new Promise(() => undefined) })],
+    ['hangs with a promise-like that is not a native Promise', (): NinjaAuthStore => {
+      const never = { then: () => undefined } as unknown as Promise<never>;
+      return { get: () => never, set: () => never, setIfAbsent: () => never, deleteIfEquals: () => never };
+    }],
   ])('a store that %s: the refresh goes straight upstream, the caller never sees it, onStoreError does', async (_how, makeStore) => {
     upstream = await rotatingUpstream();
     const { host, seen } = app({ store: makeStore(), storeTimeoutMs: 50 });
