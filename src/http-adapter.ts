@@ -12,12 +12,13 @@ import { type AxiosAdapter, AxiosError, type AxiosResponse, type InternalAxiosRe
  */
 export function leanHttpAdapter(agents: { readonly http: http.Agent; readonly https: https.Agent }): AxiosAdapter {
   const targets = new Map<string, Target>();
+  // Keyed by what the request names, so a known URL costs a lookup, not a parse.
   const targetOf = (config: InternalAxiosRequestConfig): Target => {
-    const href = new URL(config.url ?? '', config.baseURL).href;
-    let target = targets.get(href);
+    const key = `${config.baseURL ?? ''} ${config.url ?? ''}`;
+    let target = targets.get(key);
     if (target === undefined) {
-      target = parseTarget(href, agents);
-      if (targets.size < 32) targets.set(href, target);
+      target = parseTarget(new URL(config.url ?? '', config.baseURL).href, agents);
+      if (targets.size < 32) targets.set(key, target);
     }
     return target;
   };

@@ -18,15 +18,17 @@ export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durati
   if (replayed) parts.push('replayed');
   if (reuse !== undefined) parts.push(`reuse-detected rotated=${reuse.rotatedAt.toISOString()}`);
   if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
-  if (outcome.kind === 'answered' && (outcome.status < 200 || outcome.status > 299)) {
-    const error = (parseJson(outcome.body) as { error?: unknown } | undefined)?.error;
-    if (typeof error === 'string' && /^[\w.-]{1,64}$/.test(error)) parts.splice(2, 0, error);
-  }
-  if (outcome.kind === 'answered' && outcome.status >= 200 && outcome.status < 300) {
-    const tokens = tokenSetOf(parseJson(outcome.body));
-    if (tokens.accessToken !== undefined) parts.push(`access=${fingerprint(tokens.accessToken)}`);
-    if (tokens.refreshToken !== undefined) parts.push(`refresh=${fingerprint(tokens.refreshToken)}`);
-    if (tokens.idToken !== undefined) parts.push(`id_token=${fingerprint(tokens.idToken)}`);
+  if (outcome.kind === 'answered') {
+    const body = parseJson(outcome.body);
+    if (outcome.status < 200 || outcome.status > 299) {
+      const error = (body as { error?: unknown } | undefined)?.error;
+      if (typeof error === 'string' && /^[\w.-]{1,64}$/.test(error)) parts.splice(2, 0, error);
+    } else {
+      const tokens = tokenSetOf(body);
+      if (tokens.accessToken !== undefined) parts.push(`access=${fingerprint(tokens.accessToken)}`);
+      if (tokens.refreshToken !== undefined) parts.push(`refresh=${fingerprint(tokens.refreshToken)}`);
+      if (tokens.idToken !== undefined) parts.push(`id_token=${fingerprint(tokens.idToken)}`);
+    }
   }
   return parts.join(' ');
 }
