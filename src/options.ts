@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
+import { sha256Bytes } from './digest.js';
 import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
 import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore } from './types.js';
@@ -110,7 +110,7 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
     client,
     extraParams: parseExtraParams(options.extraParams),
     grantTypes: new Set(parseGrantTypes(options.grantTypes)),
-    authKeyDigest: authKey === undefined ? undefined : sha256(authKey),
+    authKeyDigest: authKey === undefined ? undefined : sha256Bytes(authKey),
     isUsernameAllowed: parseAllowUsernames(options.allowUsernames),
     timeoutMs: positiveInteger(options.timeoutMs, 'timeoutMs') ?? 10_000,
     maxBodyBytes: positiveInteger(options.maxBodyBytes, 'maxBodyBytes') ?? 16_384,
@@ -311,6 +311,3 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}

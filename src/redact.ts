@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './digest.js';
 
 /** A short, stable name for a secret that is safe to log: `sha256:` and the first 8 hex digits of its digest. */
 export function fingerprint(secret: string): string {
-  return `sha256:${createHash('sha256').update(secret).digest('hex').slice(0, 8)}`;
+  return `sha256:${sha256Hex(secret).slice(0, 8)}`;
 }
 
 /** Replaces every occurrence of each secret in `text` by its fingerprint. */

@@ -1,4 +1,5 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Bytes } from '../digest.js';
 import type { Request } from 'express';
 import { Refusal, badRequest } from '../errors.js';
 import { bearerToken, readParams, type Params } from '../request-params.js';
@@ -55,7 +56,7 @@ function checkAuthKey(req: Request, expectedDigest: Buffer | undefined): void {
   if (presented === undefined) {
     throw new Refusal(401, 'invalid_client', 'this endpoint requires Authorization: Bearer <key>', { 'www-authenticate': 'Bearer realm="ninja-auth"' });
   }
-  const presentedDigest = createHash('sha256').update(presented).digest();
+  const presentedDigest = sha256Bytes(presented);
   if (!timingSafeEqual(presentedDigest, expectedDigest)) throw new Refusal(403, 'access_denied', 'the key is not valid');
 }
 
