@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sha256Hex } from '../digest.js';
 import { parseJson, tokenSetOf } from '../events.js';
 import { callObserver } from '../hooks.js';
 import { storeLog } from '../log.js';
@@ -45,6 +46,9 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   // With replay off, a shared store still keeps a reply for as long as a lock can be held: for the requests
   // of other processes that waited on it.
   const replyTtlMs = rotation.reuseGraceMs > 0 ? rotation.reuseGraceMs : lockTtlMs;
+  const replays = rotation.reuseGraceMs > 0;
+  const detectsReuse = rotation.reuseDetectionMs > 0;
+  const remembers = replays || detectsReuse || sharesLocks;
 
   const reportStoreFailure = (error: unknown): void => {
     storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
@@ -52,21 +56,22 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     if (onStoreError !== undefined) callObserver(config, 'onStoreError', () => onStoreError(error));
   };
 
+  const session = (): StoreSession => new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
+
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
-    const store = new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
-    const tokenId = sha256(refreshToken);
+    const store = session();
+    const tokenId = sha256Hex(refreshToken);
     const replyKey = `reply:${requestKey}`;
-    const [stored, sealed, rotatedAt, predecessor] = await Promise.all([
-      rotation.reuseGraceMs > 0 ? store.get(replyKey) : undefined,
-      store.get(`sealed:${tokenId}`),
-      rotation.reuseDetectionMs > 0 ? store.get(`rotated:${tokenId}`) : undefined,
-      rotation.reuseGraceMs > 0 ? store.get(`pred:${tokenId}`) : undefined,
+    const [stored, sealed, rotatedAt, predecessor] = await store.getAll([
+      replays ? replyKey : undefined,
+      `sealed:${tokenId}`,
+      detectsReuse ? `rotated:${tokenId}` : undefined,
+      replays ? `pred:${tokenId}` : undefined,
     ]);
     // The successor is in use: from now on its predecessor is never replayed again.
-    if (predecessor !== undefined) await store.set(`sealed:${predecessor}`, '1', rotation.reuseGraceMs);
-    const replayable = sealed === undefined;
+    if (predecessor !== undefined) await store.setAll([[`sealed:${predecessor}`, '1', rotation.reuseGraceMs]]);
     const replay = (value: string | undefined): RefreshResult | undefined => {
-      const answer = replayable && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
+      const answer = sealed === undefined && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
       return answer === undefined ? undefined : { outcome: answer, replayed: true };
     };
 
@@ -74,26 +79,39 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     if (fromStore !== undefined) return fromStore;
     const reuse = rotatedAt === undefined ? undefined : { fingerprint: fingerprint(refreshToken), rotatedAt: new Date(Number(rotatedAt)) };
 
-    const remember = async (outcome: UpstreamOutcome): Promise<void> => {
-      if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
-      if (rotation.reuseGraceMs === 0 && rotation.reuseDetectionMs === 0 && !sharesLocks) return;
-      const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
-      if (successor === undefined || successor === refreshToken) return;
-      const keepReply = rotation.reuseGraceMs > 0 || sharesLocks;
-      await Promise.all([
-        keepReply ? store.set(replyKey, sealReply(outcome, refreshToken, requestKey), replyTtlMs) : undefined,
-        rotation.reuseDetectionMs > 0 ? store.set(`rotated:${tokenId}`, String(Date.now()), rotation.reuseDetectionMs) : undefined,
-        rotation.reuseGraceMs > 0 ? store.set(`pred:${sha256(successor)}`, tokenId, rotation.reuseGraceMs) : undefined,
-      ]);
-    };
     const callUpstream = async (): Promise<RefreshResult> => {
       const outcome = await upstream(call);
-      await remember(outcome);
+      await remember(store, outcome, refreshToken, requestKey, tokenId);
       return reuse === undefined ? { outcome, replayed: false } : { outcome, replayed: false, reuse };
     };
-
     // In one process, the in-flight map below already coalesces; only a shared store needs the lock.
-    if (!sharesLocks) return callUpstream();
+    return sharesLocks ? withLock(store, requestKey, replay, callUpstream) : callUpstream();
+  }
+
+  /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. */
+  async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<void> {
+    if (!remembers || outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
+    const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
+    if (successor === undefined || successor === refreshToken) return;
+    await store.setAll([
+      replays || sharesLocks ? [`reply:${requestKey}`, sealReply(outcome, refreshToken, requestKey), replyTtlMs] : undefined,
+      detectsReuse ? [`rotated:${tokenId}`, String(Date.now()), rotation.reuseDetectionMs] : undefined,
+      replays ? [`pred:${sha256Hex(successor)}`, tokenId, rotation.reuseGraceMs] : undefined,
+    ]);
+  }
+
+  /**
+   * Across processes: one caller per request holds the store's lock and calls upstream; the others poll for the
+   * reply it stores. Whoever takes the lock looks for a stored reply first: another instance may have finished
+   * while this one waited, or just before it came.
+   */
+  async function withLock(
+    store: StoreSession,
+    requestKey: string,
+    replay: (value: string | undefined) => RefreshResult | undefined,
+    callUpstream: () => Promise<RefreshResult>,
+  ): Promise<RefreshResult> {
+    const replyKey = `reply:${requestKey}`;
     const lockKey = `lock:${requestKey}`;
     const owner = randomUUID();
     const waitUntil = Date.now() + lockTtlMs;
@@ -103,8 +121,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
       if (taken === undefined) return callUpstream();
       if (taken) {
         try {
-          // Another instance may have finished while this one waited for the lock, or just before it came.
-          const secondLook = waited || rotation.reuseGraceMs > 0 ? replay(await store.get(replyKey)) : undefined;
+          const secondLook = waited || replays ? replay(await store.get(replyKey)) : undefined;
           return secondLook ?? (await callUpstream());
         } finally {
           await store.deleteIfEquals(lockKey, owner);
@@ -132,8 +149,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   };
 
   const revoked = async (token: string): Promise<void> => {
-    if (rotation.reuseGraceMs === 0) return;
-    await new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure).set(`sealed:${sha256(token)}`, '1', rotation.reuseGraceMs);
+    if (replays) await session().setAll([[`sealed:${sha256Hex(token)}`, '1', rotation.reuseGraceMs]]);
   };
 
   const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;
@@ -143,9 +159,5 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */
 function requestKeyOf(call: UpstreamCall, refreshToken: string, clientId: string | undefined): string {
   const { form } = call;
-  return sha256(JSON.stringify([refreshToken, clientId ?? form.get('client_id') ?? '', form.get('scope') ?? '', form.getAll('audience'), form.getAll('resource')]));
-}
-
-function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('hex');
+  return sha256Hex(JSON.stringify([refreshToken, clientId ?? form.get('client_id') ?? '', form.get('scope') ?? '', form.getAll('audience'), form.getAll('resource')]));
 }

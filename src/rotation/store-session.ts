@@ -1,9 +1,14 @@
 import { isThenable } from '../hooks.js';
 import type { NinjaAuthStore } from '../types.js';
 
+/** One `set` of a batch: key, value and time to live. */
+export type StoreWrite = readonly [key: string, value: string, ttlMs: number];
+
 /**
- * One request's view of the store, failing open: every operation is bounded by `timeoutMs`, and after the
- * first failure the store is bypassed for the rest of the request. The failure is reported once.
+ * One request's view of the store, failing open: every batch of operations is bounded by `timeoutMs`, and after
+ * the first failure the store is bypassed for the rest of the request. The failure is reported once.
+ * Operations go out in batches, all at once, so a network store answers them in one round trip, and a store
+ * that answers synchronously (the memory store) costs no promise per operation.
  */
 export class StoreSession {
   #failed = false;
@@ -18,42 +23,59 @@ export class StoreSession {
     return this.#failed;
   }
 
-  get(key: string): Promise<string | undefined> {
-    return this.#run(() => this.store.get(key));
+  /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
+  getAll(keys: ReadonlyArray<string | undefined>): Promise<Array<string | undefined>> {
+    return this.#batch(keys.map((key) => (key === undefined ? undefined : () => this.store.get(key))));
   }
 
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#run(() => this.store.set(key, value, ttlMs));
+  get(key: string): Promise<string | undefined> {
+    return this.#batch([() => this.store.get(key)]).then(([value]) => value);
+  }
+
+  /** Writes the entries at once; an entry left `undefined` is skipped. */
+  async setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> {
+    await this.#batch(writes.map((write) => (write === undefined ? undefined : () => this.store.set(...write))));
   }
 
   /** `true` when taken, `false` when another holds it, `undefined` when the store failed. */
-  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean | undefined> {
-    return this.#run(() => this.store.setIfAbsent(key, value, ttlMs));
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean | undefined> {
+    const [taken] = await this.#batch([() => this.store.setIfAbsent(key, value, ttlMs)]);
+    return taken;
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
-    await this.#run(() => this.store.deleteIfEquals(key, value));
+    await this.#batch([() => this.store.deleteIfEquals(key, value)]);
   }
 
-  async #run<T>(operation: () => Promise<T> | T): Promise<T | undefined> {
+  #batch<T>(operations: ReadonlyArray<(() => T | PromiseLike<T>) | undefined>): Promise<Array<T | undefined>> {
+    const results: Array<T | PromiseLike<T> | undefined> = [];
+    let pending = false;
+    for (const operation of operations) {
+      const result = operation === undefined ? undefined : this.#start(operation);
+      pending ||= isThenable(result);
+      results.push(result);
+    }
+    return pending ? this.#bounded(Promise.all(results)) : Promise.resolve(results as Array<T | undefined>);
+  }
+
+  #start<T>(operation: () => T | PromiseLike<T>): T | PromiseLike<T> | undefined {
     if (this.#failed) return undefined;
-    let result: PromiseLike<T> | T;
     try {
-      result = operation();
+      return operation();
     } catch (error) {
       return this.#fail(error);
     }
-    // A store that answers synchronously (the memory store) needs no deadline.
-    return isThenable(result) ? this.#bounded(Promise.resolve(result)) : result;
   }
 
   #fail(error: unknown): undefined {
-    this.#failed = true;
-    this.reportFailure(error);
+    if (!this.#failed) {
+      this.#failed = true;
+      this.reportFailure(error);
+    }
     return undefined;
   }
 
-  async #bounded<T>(pending: Promise<T>): Promise<T | undefined> {
+  async #bounded<T>(pending: Promise<T[]>): Promise<Array<T | undefined>> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const expired = new Promise<never>((_, reject) => {
@@ -62,7 +84,8 @@ export class StoreSession {
       pending.catch(() => undefined);
       return await Promise.race([pending, expired]);
     } catch (error) {
-      return this.#fail(error);
+      this.#fail(error);
+      return [];
     } finally {
       clearTimeout(timer);
     }
