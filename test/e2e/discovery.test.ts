@@ -68,6 +68,19 @@ describe('discovery', () => {
     expect(metadataUrls('https://idp.example.com/')).toEqual(['https://idp.example.com/.well-known/openid-configuration', 'https://idp.example.com/.well-known/oauth-authorization-server']);
   });
 
+  it('the default client asks for JSON on both requests, and declares a form body only on the POST', async () => {
+    const { issuer } = await issuerServer(standard);
+    expect((await refresh(app(issuer, { clientAuth: 'client_secret_basic' }))).status).toBe(200);
+    const [metadata, token] = server!.requests;
+    for (const seen of [metadata!, token!]) {
+      expect(seen.headers).toMatchObject({ accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'ninja-auth' });
+    }
+    expect(metadata!.headers['content-type']).toBeUndefined();
+    expect(metadata!.headers['authorization']).toBeUndefined();
+    expect(token!.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(token!.headers['authorization']).toMatch(/^Basic /);
+  });
+
   it('concurrent first requests share one metadata fetch; later ones use the cache', async () => {
     const { issuer, metadataCalls } = await issuerServer(standard);
     const host = app(issuer);
