@@ -1,5 +1,6 @@
 // `npm run bench`: the refresh path of ninja-auth against the alternatives, in one run, interleaved.
-// Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here).
+// Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here). With
+// taskset and two cores or more, the proxies get a core of their own and everything else shares the rest.
 // Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
 // --only=a,b (targets by name). It is a benchmark, never part of npm test or CI.
 import { fork, spawn, spawnSync } from 'node:child_process';
@@ -7,6 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import autocannon from 'autocannon';
+import { pin, refreshRequests } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const DURATION = Number(args.duration ?? 3);
@@ -40,22 +42,8 @@ async function startRedis() {
   throw new Error('redis-server did not start');
 }
 
-let sequence = 0;
 function load(port, path, seconds, connections = CONNECTIONS) {
-  return autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections,
-    duration: seconds,
-    requests: [
-      {
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        // A fresh refresh token per request, as real traffic has: nothing may be answered from a cache.
-        setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=rt-bench-${++sequence}-abcdefghijklmnop` }),
-      },
-    ],
-  });
+  return autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests: refreshRequests(path) });
 }
 
 const upstream = await start('upstream.mjs', []);
@@ -86,6 +74,10 @@ for (const target of targets) {
   }
   await load(target.port, target.path, 1);
 }
+const pinned = pin({
+  proxy: targets.filter((t) => t.kind !== 'direct').map((t) => t.process.pid),
+  others: [upstream.child.pid, process.pid, ...(redis ? [redis.child.pid] : [])],
+});
 
 for (let round = 1; round <= ROUNDS; round++) {
   for (const target of targets) {
@@ -125,7 +117,8 @@ const ninja = byKind['ninja-auth'];
 const ratio = (a, b) => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}×` : '—');
 
 const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
-console.log(`\nninja-auth refresh path — ${os.cpus().length} × ${cpuModel}, Node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION} s, medians\n`);
+const placement = pinned ? 'proxies pinned to a core of their own' : 'processes not pinned';
+console.log(`\nninja-auth refresh path — ${os.cpus().length} × ${cpuModel}, Node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION} s, medians, ${placement}\n`);
 console.log('| what | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB | req/s vs hpm | CPU vs hpm | errors |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const t of targets) {

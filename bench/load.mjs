@@ -1,0 +1,32 @@
+// What bench/run.mjs and bench/profile.mjs share: the load itself, and where each process runs.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+
+let sequence = 0;
+
+/** autocannon requests for a refresh: a fresh refresh token on each, as real traffic has, so nothing can be answered from a cache. */
+export function refreshRequests(path) {
+  return [
+    {
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=rt-bench-${++sequence}-abcdefghijklmnop` }),
+    },
+  ];
+}
+
+const canPin = os.cpus().length >= 2 && spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
+
+/**
+ * Gives the proxies a core of their own (the last) and puts everything else (token endpoint, Redis, the load
+ * generator) on the others, so that a proxy's CPU time is not inflated by sharing its core with the load. Where
+ * taskset is missing, or there is one core, nothing moves. Returns whether the processes were pinned.
+ */
+export function pin({ proxy = [], others = [] }) {
+  if (!canPin) return false;
+  const last = os.cpus().length - 1;
+  const rest = last === 1 ? '0' : `0-${last - 1}`;
+  const move = (pid, cpus) => spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
+  return [...[proxy].flat().map((pid) => move(pid, String(last))), ...others.map((pid) => move(pid, rest))].every(Boolean);
+}

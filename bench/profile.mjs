@@ -1,0 +1,91 @@
+// `npm run bench:profile`: where the CPU of one ninja-auth refresh goes. Runs the benchmark's token endpoint and
+// one proxy under `--cpu-prof`, loads it, and attributes every sample of the proxy's main thread to the code
+// that was running: a builtin (a regexp, Object.keys…) counts for the module that called it.
+// Options: --kind=ninja-auth (any kind of bench/target.mjs), --duration=S (10), --connections=C (32).
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { pin, refreshRequests } from './load.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const KIND = args.kind ?? 'ninja-auth';
+const DURATION = Number(args.duration ?? 10);
+const CONNECTIONS = Number(args.connections ?? 32);
+const here = new URL('.', import.meta.url).pathname;
+const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninja-auth-profile-'));
+
+function start(script, argv, execArgv = []) {
+  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  return once(child, 'message').then(([message]) => ({ child, port: message.port }));
+}
+const ask = (child, question) => {
+  const answer = once(child, 'message').then(([m]) => m);
+  child.send(question);
+  return answer;
+};
+
+const upstream = await start('upstream.mjs', []);
+const target = await start('target.mjs', [KIND, `http://127.0.0.1:${upstream.port}/token`, ''], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+const pinned = pin({ proxy: target.child.pid, others: [upstream.child.pid, process.pid] });
+const load = (seconds) => autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, duration: seconds, requests: refreshRequests('/auth/refresh_token') });
+
+await load(2);
+const before = await ask(target.child, 'stats');
+const result = await load(DURATION);
+const after = await ask(target.child, 'stats');
+target.child.send('exit');
+await once(target.child, 'exit');
+upstream.child.kill();
+
+const requests = result.requests.total;
+const cpuPerRequest = (after.cpuMicros - before.cpuMicros) / requests;
+const profile = JSON.parse(fs.readFileSync(path.join(profileDir, fs.readdirSync(profileDir)[0]), 'utf8'));
+fs.rmSync(profileDir, { recursive: true, force: true });
+
+const CATEGORIES = [
+  ['axios (its request pipeline)', (url) => url.includes('/node_modules/axios/')],
+  ['ninja-auth', (url) => url.includes('/dist/esm/') || url.includes('/dist/cjs/')],
+  ['express and its router', (url) => /\/node_modules\/(express|router|body-parser|finalhandler|parseurl|path-to-regexp|send|qs|debug)\//.test(url)],
+  ['node:crypto', (url) => url.startsWith('node:internal/crypto') || url === 'node:crypto'],
+  ['node:http, net, streams, timers', (url) => url.startsWith('node:')],
+];
+const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+const parents = new Map();
+for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
+
+/** The category of a sample: its own frame's, or the nearest caller's that has one. */
+function categoryOf(id) {
+  const leaf = nodes.get(id).callFrame;
+  if (leaf.functionName === '(garbage collector)') return 'garbage collection (main thread)';
+  if (leaf.functionName === '(idle)') return 'idle';
+  if (leaf.functionName === 'writev' || leaf.functionName === 'writeBuffer' || leaf.functionName === 'writeUtf8String') return 'socket writes (the syscall)';
+  for (let current = id; current !== undefined; current = parents.get(current)) {
+    const { url } = nodes.get(current).callFrame;
+    const category = CATEGORIES.find(([, matches]) => matches(url));
+    if (category) return category[0];
+  }
+  return 'other (V8, the event loop)';
+}
+
+const time = new Map();
+let busy = 0;
+profile.samples.forEach((id, i) => {
+  const delta = profile.timeDeltas[i] ?? 0;
+  const category = categoryOf(id);
+  if (category === 'idle') return;
+  busy += delta;
+  time.set(category, (time.get(category) ?? 0) + delta);
+});
+
+// Sampled time runs a little past CPU time (the profiler's own cost, moments off the core), so each share is
+// applied to the CPU time per request that process.cpuUsage() measured.
+console.log(`\n${KIND}: ${Math.round(result.requests.average)} req/s under the profiler, ${cpuPerRequest.toFixed(0)} µs CPU per request${pinned ? ', proxy pinned to a core of its own' : ''}\n`);
+console.log('| where the proxy\'s main thread was | share of samples | ≈ µs CPU per request |');
+console.log('|---|---:|---:|');
+for (const [category, micros] of [...time].sort((a, b) => b[1] - a[1])) {
+  const share = micros / busy;
+  console.log(`| ${category} | ${(100 * share).toFixed(1)} % | ${(share * cpuPerRequest).toFixed(0)} |`);
+}
