@@ -27,66 +27,30 @@ export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): Ninja
 
 /** The event an upstream outcome means, deep-frozen; the caller's bytes are never part of it. */
 export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean): NinjaAuthEvent {
-  const base = {
-    endpoint: exchange.endpoint,
-    requestId: exchange.requestId,
-    durationMs,
-    at: new Date(exchange.at),
-  };
+  const { endpoint, requestId } = exchange;
+  const at = new Date(exchange.at);
+  const grantType = exchange.grantType === undefined ? {} : { grantType: exchange.grantType };
   if (outcome.kind === 'failed') {
     const { refusal } = outcome;
-    return deepFreeze({
-      ...base,
-      type: 'upstream_error',
-      status: refusal.status,
-      ...(exchange.grantType === undefined ? {} : { grantType: exchange.grantType }),
-      error: refusal.error,
-      errorDescription: refusal.description,
-    });
+    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status: refusal.status, durationMs, at, ...grantType, error: refusal.error, errorDescription: refusal.description });
   }
   const status = outcome.status;
   const body = parseJson(outcome.body);
   if (status < 200 || status > 299) {
-    return deepFreeze({
-      ...base,
-      type: 'upstream_error',
-      status,
-      ...(exchange.grantType === undefined ? {} : { grantType: exchange.grantType }),
-      ...oauthError(body),
-      ...(body === undefined ? {} : { body }),
-    });
+    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status, durationMs, at, ...grantType, ...oauthError(body), ...(body === undefined ? {} : { body }) });
   }
-  if (exchange.endpoint === 'revoke_token') {
-    return deepFreeze({
-      ...base,
-      type: 'revoke',
-      status,
-      token: exchange.revokedToken ?? '',
-      ...(exchange.tokenTypeHint === undefined ? {} : { tokenTypeHint: exchange.tokenTypeHint }),
-    });
+  if (endpoint === 'revoke_token') {
+    const hint = exchange.tokenTypeHint === undefined ? {} : { tokenTypeHint: exchange.tokenTypeHint };
+    return deepFreeze({ type: 'revoke', endpoint, requestId, status, durationMs, at, token: exchange.revokedToken ?? '', ...hint });
   }
   const tokens = tokenSetOf(body);
-  if (exchange.presentedRefreshToken !== undefined) {
-    return deepFreeze({
-      ...base,
-      type: 'rotation',
-      status,
-      previousRefreshToken: exchange.presentedRefreshToken,
-      rotated: tokens.refreshToken !== undefined && tokens.refreshToken !== exchange.presentedRefreshToken,
-      replayed,
-      tokens,
-      body,
-    });
+  const previousRefreshToken = exchange.presentedRefreshToken;
+  if (previousRefreshToken !== undefined) {
+    const rotated = tokens.refreshToken !== undefined && tokens.refreshToken !== previousRefreshToken;
+    return deepFreeze({ type: 'rotation', endpoint, requestId, status, durationMs, at, previousRefreshToken, rotated, replayed, tokens, body });
   }
-  return deepFreeze({
-    ...base,
-    type: 'token_issued',
-    status,
-    grantType: exchange.grantType ?? '',
-    ...(exchange.username === undefined ? {} : { username: exchange.username }),
-    tokens,
-    body,
-  });
+  const username = exchange.username === undefined ? {} : { username: exchange.username };
+  return deepFreeze({ type: 'token_issued', endpoint, requestId, status, durationMs, at, grantType: exchange.grantType ?? '', ...username, tokens, body });
 }
 
 /** A rotated-away refresh token came back: reported beside the request's own event. */

@@ -18,13 +18,18 @@ export function hookFor(hooks: Readonly<NinjaAuthHooks>, type: NinjaAuthEvent['t
   return hooks[HOOK_OF_EVENT[type]] as EventHook | undefined;
 }
 
-/** Runs the event's hook; a throw or rejection goes to `onHookError` and the log, never further. */
-export async function invokeHook(config: Configuration, hook: EventHook, event: NinjaAuthEvent, req: Request): Promise<void> {
+/**
+ * Runs the event's hook; a throw or rejection goes to `onHookError` and the log, never further. Returns the
+ * hook's settling when it returned a promise, so that `awaitHooks` can wait for it.
+ */
+export function invokeHook(config: Configuration, hook: EventHook, event: NinjaAuthEvent, req: Request): Promise<void> | undefined {
   try {
-    await hook(event, req);
+    const returned: unknown = hook(event, req);
+    if (isThenable(returned)) return Promise.resolve(returned).then(() => undefined, (error: unknown) => reportHookError(config, error, event));
   } catch (error) {
     reportHookError(config, error, event);
   }
+  return undefined;
 }
 
 /** With `awaitHooks`: waits for the hook, but never longer than `hookTimeoutMs`. */

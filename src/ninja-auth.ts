@@ -61,7 +61,8 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
     plan = await planner(req);
     const exchange: Exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
-    const site = await services.site();
+    const found = services.site();
+    const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();
     const { outcome, replayed, reuse } = await forward(services, site.authenticate(url, plan.form), plan);
@@ -73,7 +74,7 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     answer(res, outcome);
     if (!config.awaitHooks && events.length > 0) {
       afterResponse(res, () => {
-        for (const [hook, event] of events) void invokeHook(config, hook, event, req);
+        for (const [hook, event] of events) invokeHook(config, hook, event, req);
       });
     }
     if (proxyLog.enabled) proxyLog(requestLine(exchange, outcome, durationMs, replayed, reuse));

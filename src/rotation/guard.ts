@@ -48,7 +48,8 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   const replyTtlMs = rotation.reuseGraceMs > 0 ? rotation.reuseGraceMs : lockTtlMs;
   const replays = rotation.reuseGraceMs > 0;
   const detectsReuse = rotation.reuseDetectionMs > 0;
-  const remembers = replays || detectsReuse || sharesLocks;
+  // Coalescing alone in one process needs nothing from the store.
+  const usesStore = replays || detectsReuse || sharesLocks;
 
   const reportStoreFailure = (error: unknown): void => {
     storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
@@ -59,12 +60,13 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   const session = (): StoreSession => new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
 
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
+    if (!usesStore) return { outcome: await upstream(call), replayed: false };
     const store = session();
     const tokenId = sha256Hex(refreshToken);
     const replyKey = `reply:${requestKey}`;
     const [stored, sealed, rotatedAt, predecessor] = await store.getAll([
       replays ? replyKey : undefined,
-      `sealed:${tokenId}`,
+      replays || sharesLocks ? `sealed:${tokenId}` : undefined,
       detectsReuse ? `rotated:${tokenId}` : undefined,
       replays ? `pred:${tokenId}` : undefined,
     ]);
@@ -90,7 +92,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
 
   /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. */
   async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<void> {
-    if (!remembers || outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
+    if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
     const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
     if (successor === undefined || successor === refreshToken) return;
     await store.setAll([
