@@ -29,15 +29,14 @@ export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): Ninja
 export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean): NinjaAuthEvent {
   const { endpoint, requestId } = exchange;
   const at = new Date(exchange.at);
-  const grantType = exchange.grantType === undefined ? {} : { grantType: exchange.grantType };
   if (outcome.kind === 'failed') {
     const { refusal } = outcome;
-    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status: refusal.status, durationMs, at, ...grantType, error: refusal.error, errorDescription: refusal.description });
+    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status: refusal.status, durationMs, at, ...grantTypeOf(exchange), error: refusal.error, errorDescription: refusal.description });
   }
   const status = outcome.status;
   const body = parseJson(outcome.body);
   if (status < 200 || status > 299) {
-    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status, durationMs, at, ...grantType, ...oauthError(body), ...(body === undefined ? {} : { body }) });
+    return deepFreeze({ type: 'upstream_error', endpoint, requestId, status, durationMs, at, ...grantTypeOf(exchange), ...oauthError(body), ...(body === undefined ? {} : { body }) });
   }
   if (endpoint === 'revoke_token') {
     const hint = exchange.tokenTypeHint === undefined ? {} : { tokenTypeHint: exchange.tokenTypeHint };
@@ -104,6 +103,10 @@ export function tokenSetOf(body: unknown): TokenSet {
   if (fields['expires_in'] !== undefined && fields['expires_in'] !== '' && Number.isFinite(expiresIn)) tokens.expiresIn = expiresIn;
   if (scope !== undefined) tokens.scope = scope;
   return tokens;
+}
+
+function grantTypeOf(exchange: Exchange): { grantType?: string } {
+  return exchange.grantType === undefined ? {} : { grantType: exchange.grantType };
 }
 
 function oauthError(body: unknown): { error?: string; errorDescription?: string } {

@@ -34,6 +34,18 @@ export interface RotationGuard {
 
 const LOCK_POLL_MS = 10;
 
+/** The store's layout: replies and locks per request, everything else per token, all under SHA-256 fingerprints. */
+const KEYS = {
+  reply: (requestKey: string) => `reply:${requestKey}`,
+  lock: (requestKey: string) => `lock:${requestKey}`,
+  /** Present once the token must never be replayed again: revoked, or its successor in use. */
+  sealed: (tokenId: string) => `sealed:${tokenId}`,
+  /** When the token was rotated away, for reuse detection. */
+  rotated: (tokenId: string) => `rotated:${tokenId}`,
+  /** The fingerprint of the token this one replaced. */
+  predecessor: (tokenId: string) => `pred:${tokenId}`,
+};
+
 /**
  * The refresh path: coalescing, the replay window and reuse detection, over the configured store.
  * Every upstream answer still reaches the caller unchanged; the store only ever decides whether to ask again.
@@ -63,15 +75,14 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     if (!usesStore) return { outcome: await upstream(call), replayed: false };
     const store = session();
     const tokenId = sha256Hex(refreshToken);
-    const replyKey = `reply:${requestKey}`;
     const [stored, sealed, rotatedAt, predecessor] = await store.getAll([
-      replays ? replyKey : undefined,
-      replays || sharesLocks ? `sealed:${tokenId}` : undefined,
-      detectsReuse ? `rotated:${tokenId}` : undefined,
-      replays ? `pred:${tokenId}` : undefined,
+      replays ? KEYS.reply(requestKey) : undefined,
+      replays || sharesLocks ? KEYS.sealed(tokenId) : undefined,
+      detectsReuse ? KEYS.rotated(tokenId) : undefined,
+      replays ? KEYS.predecessor(tokenId) : undefined,
     ]);
     // The successor is in use: from now on its predecessor is never replayed again.
-    if (predecessor !== undefined) await store.setAll([[`sealed:${predecessor}`, '1', rotation.reuseGraceMs]]);
+    if (predecessor !== undefined) await store.setAll([[KEYS.sealed(predecessor), '1', rotation.reuseGraceMs]]);
     const replay = (value: string | undefined): RefreshResult | undefined => {
       const answer = sealed === undefined && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
       return answer === undefined ? undefined : { outcome: answer, replayed: true };
@@ -96,9 +107,9 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
     if (successor === undefined || successor === refreshToken) return;
     await store.setAll([
-      replays || sharesLocks ? [`reply:${requestKey}`, sealReply(outcome, refreshToken, requestKey), replyTtlMs] : undefined,
-      detectsReuse ? [`rotated:${tokenId}`, String(Date.now()), rotation.reuseDetectionMs] : undefined,
-      replays ? [`pred:${sha256Hex(successor)}`, tokenId, rotation.reuseGraceMs] : undefined,
+      replays || sharesLocks ? [KEYS.reply(requestKey), sealReply(outcome, refreshToken, requestKey), replyTtlMs] : undefined,
+      detectsReuse ? [KEYS.rotated(tokenId), String(Date.now()), rotation.reuseDetectionMs] : undefined,
+      replays ? [KEYS.predecessor(sha256Hex(successor)), tokenId, rotation.reuseGraceMs] : undefined,
     ]);
   }
 
@@ -113,8 +124,8 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     replay: (value: string | undefined) => RefreshResult | undefined,
     callUpstream: () => Promise<RefreshResult>,
   ): Promise<RefreshResult> {
-    const replyKey = `reply:${requestKey}`;
-    const lockKey = `lock:${requestKey}`;
+    const replyKey = KEYS.reply(requestKey);
+    const lockKey = KEYS.lock(requestKey);
     const owner = randomUUID();
     const waitUntil = Date.now() + lockTtlMs;
     let waited = false;
@@ -151,7 +162,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   };
 
   const revoked = async (token: string): Promise<void> => {
-    if (replays) await session().setAll([[`sealed:${sha256Hex(token)}`, '1', rotation.reuseGraceMs]]);
+    if (replays) await session().setAll([[KEYS.sealed(sha256Hex(token)), '1', rotation.reuseGraceMs]]);
   };
 
   const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;

@@ -6,7 +6,7 @@ import type { UpstreamAnswer } from '../upstream.js';
 // caller presented: a dump of the store opens nothing without that token.
 
 const VERSION = 'v2';
-const SALT = 'ninja-auth/reply/v2';
+const SALT = `ninja-auth/reply/${VERSION}`;
 
 /** The sealed plaintext: `[status, headers]` as JSON, a newline (JSON escapes its own), then the body bytes. */
 type ReplyHead = [number, Record<string, string | string[]>];
