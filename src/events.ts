@@ -34,7 +34,7 @@ export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationM
     return deepFreeze({ type: 'upstream_error', endpoint, requestId, status: refusal.status, durationMs, at, ...grantTypeOf(exchange), error: refusal.error, errorDescription: refusal.description });
   }
   const status = outcome.status;
-  const body = parseJson(outcome.body);
+  const body = outcome.json;
   if (status < 200 || status > 299) {
     return deepFreeze({ type: 'upstream_error', endpoint, requestId, status, durationMs, at, ...grantTypeOf(exchange), ...oauthError(body), ...(body === undefined ? {} : { body }) });
   }
@@ -65,24 +65,6 @@ export function reuseEventFor(exchange: Exchange, status: number, durationMs: nu
     rotatedAt: new Date(reuse.rotatedAt),
     sinceRotationMs: exchange.at.getTime() - reuse.rotatedAt.getTime(),
   });
-}
-
-const parsedBodies = new WeakMap<Buffer, unknown>();
-
-/**
- * The upstream body as JSON, or `undefined` when it is not JSON. Parsed once per body, however many of the
- * guard, the events and the log ask; the value is never written to, only frozen for the hooks.
- */
-export function parseJson(body: Buffer): unknown {
-  if (parsedBodies.has(body)) return parsedBodies.get(body);
-  let parsed: unknown;
-  try {
-    parsed = body.length === 0 ? undefined : (JSON.parse(body.toString('utf8')) as unknown);
-  } catch {
-    parsed = undefined;
-  }
-  parsedBodies.set(body, parsed);
-  return parsed;
 }
 
 export function tokenSetOf(body: unknown): TokenSet {

@@ -1,5 +1,5 @@
 import type { Exchange } from './events.js';
-import { parseJson, tokenSetOf } from './events.js';
+import { tokenSetOf } from './events.js';
 import { fingerprint } from './redact.js';
 import type { ReuseSighting } from './rotation/guard.js';
 import type { UpstreamOutcome } from './upstream.js';
@@ -19,7 +19,7 @@ export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durati
   if (reuse !== undefined) parts.push(`reuse-detected rotated=${reuse.rotatedAt.toISOString()}`);
   if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
   if (outcome.kind === 'answered') {
-    const body = parseJson(outcome.body);
+    const body = outcome.json;
     if (outcome.status < 200 || outcome.status > 299) {
       const error = (body as { error?: unknown } | undefined)?.error;
       if (typeof error === 'string' && /^[\w.-]{1,64}$/.test(error)) parts.splice(2, 0, error);

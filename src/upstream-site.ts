@@ -1,6 +1,5 @@
 import { clientAuthenticator, type ClientAuthenticator } from './client-auth.js';
 import { Refusal } from './errors.js';
-import { parseJson } from './events.js';
 import { discoveryLog } from './log.js';
 import { type Configuration, upstreamUrlProblem } from './options.js';
 import type { ClientAuthMethod } from './types.js';
@@ -89,7 +88,7 @@ async function readMetadata(issuer: string, client: UpstreamClient, allowInsecur
       statuses.push(String(outcome.status));
       continue;
     }
-    return checkMetadata(parseJson(outcome.body), issuer, allowInsecure);
+    return checkMetadata(outcome.json, issuer, allowInsecure);
   }
   throw new Error(`no metadata at either well-known URL (HTTP ${statuses.join(', ')})`);
 }

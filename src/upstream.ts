@@ -23,6 +23,41 @@ export interface UpstreamAnswer {
   /** End-to-end headers only: hop-by-hop, `Set-Cookie` and `Content-Length` are already gone. */
   readonly headers: Readonly<Record<string, string | string[]>>;
   readonly body: Buffer;
+  /**
+   * The body as JSON, `undefined` when it is not JSON: parsed on first use and only once, however many of the
+   * guard, the events and the log ask. Never written to, only frozen for the hooks.
+   */
+  readonly json: unknown;
+}
+
+/** An answer whose `json` is parsed from `body` when first asked for. */
+export function answered(status: number, headers: Readonly<Record<string, string | string[]>>, body: Buffer): UpstreamAnswer {
+  return new Answer(status, headers, body);
+}
+
+class Answer implements UpstreamAnswer {
+  readonly kind = 'answered';
+  #parsed: { readonly value: unknown } | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly headers: Readonly<Record<string, string | string[]>>,
+    readonly body: Buffer,
+  ) {}
+
+  get json(): unknown {
+    this.#parsed ??= { value: parseJsonBody(this.body) };
+    return this.#parsed.value;
+  }
+}
+
+function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The upstream did not answer HTTP in time: the router answers 502 or 504 itself. */
@@ -128,7 +163,7 @@ function toAnswer(response: AxiosResponse<unknown>): UpstreamOutcome {
   const body = asBytes(response.data);
   if (body === undefined) return failure(502, 'httpClient did not return raw bytes');
   const raw = response.headers as Record<string, unknown> & { toJSON?: () => Record<string, unknown> };
-  return { kind: 'answered', status: response.status, headers: endToEndHeaders(raw.toJSON?.() ?? raw), body };
+  return answered(response.status, endToEndHeaders(raw.toJSON?.() ?? raw), body);
 }
 
 function asBytes(data: unknown): Buffer | undefined {

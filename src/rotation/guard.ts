@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../digest.js';
-import { parseJson, tokenSetOf } from '../events.js';
+import { tokenSetOf } from '../events.js';
 import { callObserver } from '../hooks.js';
 import { storeLog } from '../log.js';
 import type { Configuration } from '../options.js';
@@ -104,7 +104,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. */
   async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<void> {
     if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
-    const successor = tokenSetOf(parseJson(outcome.body)).refreshToken;
+    const successor = tokenSetOf(outcome.json).refreshToken;
     if (successor === undefined || successor === refreshToken) return;
     await store.setAll([
       replays || sharesLocks ? [KEYS.reply(requestKey), sealReply(outcome, refreshToken, requestKey), replyTtlMs] : undefined,

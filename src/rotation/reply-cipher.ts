@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { sha256Bytes } from '../digest.js';
-import type { UpstreamAnswer } from '../upstream.js';
+import { answered, type UpstreamAnswer } from '../upstream.js';
 
 // A stored reply holds tokens, so it is sealed with AES-256-GCM under a key derived from the refresh token the
 // caller presented: a dump of the store opens nothing without that token.
@@ -51,7 +51,7 @@ export function openReply(value: string, refreshToken: string, requestKey: strin
     const plain = Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]);
     const split = plain.indexOf(NEWLINE);
     const [status, headers] = JSON.parse(plain.subarray(0, split).toString('utf8')) as ReplyHead;
-    return { kind: 'answered', status, headers, body: plain.subarray(split + 1) };
+    return answered(status, headers, plain.subarray(split + 1));
   } catch {
     return undefined;
   }

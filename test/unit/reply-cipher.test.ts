@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { openReply, sealReply } from '../../src/rotation/reply-cipher.js';
-import type { UpstreamAnswer } from '../../src/upstream.js';
+import { answered, type UpstreamAnswer } from '../../src/upstream.js';
 
-const answer: UpstreamAnswer = {
-  kind: 'answered',
-  status: 200,
-  headers: { 'content-type': 'application/json', 'x-multi': ['a', 'b\nc'] },
-  body: Buffer.concat([Buffer.from('{"refresh_token":"rt-next",\n"x":1}\n'), Buffer.from([0, 255, 10, 13])]),
-};
+const answer: UpstreamAnswer = answered(
+  200,
+  { 'content-type': 'application/json', 'x-multi': ['a', 'b\nc'] },
+  Buffer.concat([Buffer.from('{"refresh_token":"rt-next",\n"x":1}\n'), Buffer.from([0, 255, 10, 13])]),
+);
 
 describe('sealed replies', () => {
   it('open to the same status, headers and bytes with the same token and request', () => {
