@@ -1,6 +1,23 @@
-// What bench/run.mjs and bench/profile.mjs share: the load itself, and where each process runs.
-import { spawnSync } from 'node:child_process';
+// What bench/run.mjs and bench/profile.mjs share: starting the processes, talking to them, the load itself,
+// and where each process runs.
+import { fork, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import os from 'node:os';
+
+const here = new URL('.', import.meta.url).pathname;
+
+/** Forks one of the bench's scripts and waits for the port it listens on. */
+export function start(script, argv, execArgv = []) {
+  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  return once(child, 'message').then(([message]) => ({ child, port: message.port }));
+}
+
+/** Sends a question ('stats', 'calls') over IPC and waits for the answer. */
+export function ask(child, question) {
+  const answer = once(child, 'message').then(([message]) => message);
+  child.send(question);
+  return answer;
+}
 
 let sequence = 0;
 

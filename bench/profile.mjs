@@ -2,30 +2,19 @@
 // one proxy under `--cpu-prof`, loads it, and attributes every sample of the proxy's main thread to the code
 // that was running: a builtin (a regexp, Object.keys…) counts for the module that called it.
 // Options: --kind=ninja-auth (any kind of bench/target.mjs), --duration=S (10), --connections=C (32).
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { pin, refreshRequests } from './load.mjs';
+import { ask, pin, refreshRequests, start } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const KIND = args.kind ?? 'ninja-auth';
 const DURATION = Number(args.duration ?? 10);
 const CONNECTIONS = Number(args.connections ?? 32);
-const here = new URL('.', import.meta.url).pathname;
 const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninja-auth-profile-'));
 
-function start(script, argv, execArgv = []) {
-  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  return once(child, 'message').then(([message]) => ({ child, port: message.port }));
-}
-const ask = (child, question) => {
-  const answer = once(child, 'message').then(([m]) => m);
-  child.send(question);
-  return answer;
-};
 
 const upstream = await start('upstream.mjs', []);
 const target = await start('target.mjs', [KIND, `http://127.0.0.1:${upstream.port}/token`, ''], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);

@@ -3,30 +3,18 @@
 // taskset and two cores or more, the proxies get a core of their own and everything else shares the rest.
 // Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
 // --only=a,b (targets by name). It is a benchmark, never part of npm test or CI.
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import { pin, refreshRequests } from './load.mjs';
+import { ask, pin, refreshRequests, start } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const DURATION = Number(args.duration ?? 3);
 const ROUNDS = Number(args.rounds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 32);
 const SOAK = Number(args.soak ?? 0);
-const here = new URL('.', import.meta.url).pathname;
-
-function start(script, argv) {
-  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return once(child, 'message').then(([message]) => ({ child, port: message.port }));
-}
-
-const ask = (child, question) => {
-  const answer = once(child, 'message').then(([m]) => m);
-  child.send(question);
-  return answer;
-};
 
 async function startRedis() {
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) return undefined;
