@@ -26,6 +26,7 @@ export type RouterErrorCode =
   | 'unsupported_operation'
   | 'upstream_unavailable'
   | 'upstream_timeout'
+  | 'temporarily_unavailable'
   | 'server_error';
 
 /** A request the router answers itself, without (or instead of) the upstream. */

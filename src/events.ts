@@ -1,6 +1,8 @@
-import type { UpstreamOutcome } from './upstream.js';
+import { type HookCall, hookFor } from './hooks.js';
+import type { RequestRecord } from './record.js';
 import type { ReuseSighting } from './rotation/guard.js';
-import type { EndpointName, NinjaAuthEvent, ReuseDetectedEvent, TokenSet } from './types.js';
+import type { EndpointName, NinjaAuthEvent, NinjaAuthHooks, ReuseDetectedEvent, TokenSet } from './types.js';
+import type { UpstreamOutcome } from './upstream.js';
 
 /** What the router knows of one request by the time the upstream has answered. */
 export interface Exchange {
@@ -18,6 +20,18 @@ export interface Exchange {
   readonly tokenTypeHint?: string;
 }
 
+/** The hooks to run for a request that reached the upstream or the guard, each with its frozen event. */
+export function hookCallsFor(hooks: Readonly<NinjaAuthHooks>, record: RequestRecord): HookCall[] {
+  const { exchange, upstream, reuse } = record;
+  if (exchange === undefined || upstream === undefined) return [];
+  const calls: HookCall[] = [];
+  const hook = hookFor(hooks, eventTypeOf(exchange, upstream));
+  if (hook !== undefined) calls.push([hook, eventFor(exchange, upstream, record.durationMs, record.source === 'coalesced' || record.source === 'store')]);
+  const reuseHook = hookFor(hooks, 'reuse_detected');
+  if (reuse !== undefined && reuseHook !== undefined) calls.push([reuseHook, reuseEventFor(exchange, record.status, record.durationMs, reuse)]);
+  return calls;
+}
+
 /** Which event an upstream outcome means; cheap, so the event is only built when a hook wants it. */
 export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): NinjaAuthEvent['type'] {
   if (outcome.kind === 'failed' || outcome.status < 200 || outcome.status > 299) return 'upstream_error';
@@ -28,7 +42,7 @@ export function eventTypeOf(exchange: Exchange, outcome: UpstreamOutcome): Ninja
 /** The event an upstream outcome means, deep-frozen; the caller's bytes are never part of it. */
 export function eventFor(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean): NinjaAuthEvent {
   const { endpoint, requestId } = exchange;
-  const at = new Date(exchange.at);
+  const at = readOnlyDate(exchange.at);
   if (outcome.kind === 'failed') {
     const { refusal } = outcome;
     return deepFreeze({ type: 'upstream_error', endpoint, requestId, status: refusal.status, durationMs, at, ...grantTypeOf(exchange), error: refusal.error, errorDescription: refusal.description });
@@ -60,9 +74,9 @@ export function reuseEventFor(exchange: Exchange, status: number, durationMs: nu
     requestId: exchange.requestId,
     status,
     durationMs,
-    at: new Date(exchange.at),
+    at: readOnlyDate(exchange.at),
     refreshTokenFingerprint: reuse.fingerprint,
-    rotatedAt: new Date(reuse.rotatedAt),
+    rotatedAt: readOnlyDate(reuse.rotatedAt),
     sinceRotationMs: exchange.at.getTime() - reuse.rotatedAt.getTime(),
   });
 }
@@ -106,4 +120,19 @@ function deepFreeze<T>(value: T): T {
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
   }
   return value;
+}
+
+/** A `Date` whose setters throw: freezing an object does not freeze a date's time, and an event must not change. */
+class ReadOnlyDate extends Date {}
+for (const name of Object.getOwnPropertyNames(Date.prototype)) {
+  if (!name.startsWith('set')) continue;
+  Object.defineProperty(ReadOnlyDate.prototype, name, {
+    value() {
+      throw new TypeError(`ninja-auth: event dates are read-only (${name})`);
+    },
+  });
+}
+
+function readOnlyDate(date: Date): Date {
+  return new ReadOnlyDate(date.getTime());
 }

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { Instrumentation } from './instrumentation.js';
 import { hooksLog } from './log.js';
 import type { Configuration } from './options.js';
 import { describeError } from './redact.js';
@@ -14,40 +15,75 @@ const HOOK_OF_EVENT = {
 
 export type EventHook = (event: NinjaAuthEvent, req: Request) => void | Promise<void>;
 
+/** A hook to run and the frozen event it gets. */
+export type HookCall = readonly [hook: EventHook, event: NinjaAuthEvent];
+
 export function hookFor(hooks: Readonly<NinjaAuthHooks>, type: NinjaAuthEvent['type']): EventHook | undefined {
   return hooks[HOOK_OF_EVENT[type]] as EventHook | undefined;
 }
 
-/**
- * Runs the event's hook; a throw or rejection goes to `onHookError` and the log, never further. Returns the
- * hook's settling when it returned a promise, so that `awaitHooks` can wait for it.
- */
-export function invokeHook(config: Configuration, hook: EventHook, event: NinjaAuthEvent, req: Request): Promise<void> | undefined {
-  try {
-    const returned: unknown = hook(event, req);
-    if (isThenable(returned)) return Promise.resolve(returned).then(() => undefined, (error: unknown) => reportHookError(config, error, event));
-  } catch (error) {
-    reportHookError(config, error, event);
-  }
-  return undefined;
+/** Runs a request's hooks, before the response (`awaitHooks`) or after it; failures go nowhere but the observers. */
+export interface HookRunner {
+  /** Runs the hooks together and waits for them, at most `hookTimeoutMs` for all of them. */
+  runBefore(calls: readonly HookCall[], req: Request, secrets: () => readonly string[]): Promise<void>;
+  /** Runs the hooks once the response is finished (or the connection closed); settles when they have. */
+  runAfter(calls: readonly HookCall[], req: Request, res: Response, secrets: () => readonly string[]): Promise<void>;
 }
 
-/** With `awaitHooks`: waits for the hook, but never longer than `hookTimeoutMs`. */
-export async function awaitHook(config: Configuration, hook: EventHook, event: NinjaAuthEvent, req: Request): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<'expired'>((resolve) => {
-    timer = setTimeout(() => resolve('expired'), config.hookTimeoutMs);
-  });
-  const result = await Promise.race([invokeHook(config, hook, event, req), expired]);
-  clearTimeout(timer);
-  if (result === 'expired') {
+export function hookRunner(config: Configuration, instrumentation: Instrumentation): HookRunner {
+  const reportHookError = (error: unknown, event: NinjaAuthEvent, secrets: () => readonly string[]): void => {
     const name = HOOK_OF_EVENT[event.type];
-    reportHookError(config, new Error(`ninja-auth: hook ${name} still running after ${config.hookTimeoutMs} ms`), event);
-  }
+    instrumentation.hookError(name);
+    hooksLog('%s failed for request %s: %s', name, event.requestId, describeError(error, secrets()));
+    const { onHookError } = config.hooks;
+    if (onHookError !== undefined) callObserver(config, 'onHookError', () => onHookError(error, event), secrets);
+  };
+
+  /** The hook's settling when it returned a promise; a throw or rejection is reported, never passed on. */
+  const invoke = ([hook, event]: HookCall, req: Request, secrets: () => readonly string[]): Promise<void> | undefined => {
+    try {
+      const returned: unknown = hook(event, req);
+      if (isThenable(returned)) return Promise.resolve(returned).then(() => undefined, (error: unknown) => reportHookError(error, event, secrets));
+    } catch (error) {
+      reportHookError(error, event, secrets);
+    }
+    return undefined;
+  };
+
+  return {
+    async runBefore(calls, req, secrets) {
+      const running = calls.map((call) => [call, invoke(call, req, secrets)] as const);
+      const pending = running.filter(([, settling]) => settling !== undefined);
+      if (pending.length === 0) return;
+      const unsettled = new Set(pending.map(([call]) => call));
+      const all = Promise.all(pending.map(([call, settling]) => settling!.then(() => unsettled.delete(call))));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => {
+        timer = setTimeout(() => resolve('expired'), config.hookTimeoutMs);
+      });
+      const result = await Promise.race([all, expired]);
+      clearTimeout(timer);
+      if (result !== 'expired') return;
+      for (const [, event] of unsettled) {
+        const name = HOOK_OF_EVENT[event.type];
+        reportHookError(new Error(`ninja-auth: hook ${name} still running after ${config.hookTimeoutMs} ms`), event, secrets);
+      }
+    },
+
+    runAfter(calls, req, res, secrets) {
+      return new Promise<void>((resolve) => {
+        afterResponse(res, () => {
+          const settling = calls.map((call) => invoke(call, req, secrets)).filter((s) => s !== undefined);
+          if (settling.length === 0) resolve();
+          else void Promise.all(settling).then(() => resolve());
+        });
+      });
+    },
+  };
 }
 
 /** Runs `task` once the response is finished, or once the connection closed before it could be. */
-export function afterResponse(res: Response, task: () => void): void {
+function afterResponse(res: Response, task: () => void): void {
   let done = false;
   const once = (): void => {
     if (done) return;
@@ -64,20 +100,13 @@ export function afterResponse(res: Response, task: () => void): void {
   res.on('close', once);
 }
 
-function reportHookError(config: Configuration, error: unknown, event: NinjaAuthEvent): void {
-  const name = HOOK_OF_EVENT[event.type];
-  hooksLog('%s failed for request %s: %s', name, event.requestId, describeError(error, [...config.secrets, ...tokensOf(event)]));
-  const { onHookError } = config.hooks;
-  if (onHookError !== undefined) callObserver(config, 'onHookError', () => onHookError(error, event));
-}
-
 /**
  * Calls an observer whose own failure must go nowhere but the log: a throw, or a rejection of whatever
  * promise-like value it returns.
  */
-export function callObserver(config: Configuration, name: string, call: () => unknown): void {
+export function callObserver(config: Configuration, name: string, call: () => unknown, secrets: () => readonly string[] = () => config.secrets): void {
   const reportFailure = (failure: unknown): void => {
-    hooksLog('%s failed: %s', name, describeError(failure, config.secrets));
+    hooksLog('%s failed: %s', name, describeError(failure, secrets()));
   };
   try {
     const returned = call();
@@ -89,17 +118,4 @@ export function callObserver(config: Configuration, name: string, call: () => un
 
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-function tokensOf(event: NinjaAuthEvent): string[] {
-  switch (event.type) {
-    case 'rotation':
-      return [event.previousRefreshToken, ...Object.values(event.tokens).filter((t): t is string => typeof t === 'string')];
-    case 'token_issued':
-      return Object.values(event.tokens).filter((t): t is string => typeof t === 'string');
-    case 'revoke':
-      return [event.token];
-    default:
-      return [];
-  }
 }

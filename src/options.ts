@@ -2,7 +2,7 @@ import type { AxiosInstance } from 'axios';
 import { sha256Bytes } from './digest.js';
 import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
-import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore } from './types.js';
+import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore, UpstreamOptions } from './types.js';
 
 const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
 
@@ -15,15 +15,23 @@ const ENV = {
   authKey: 'NINJA_AUTH_KEY',
 } as const;
 
-const OPTION_NAMES: ReadonlyArray<keyof NinjaAuthOptions> = [
-  'prefix', 'upstream', 'clientId', 'clientSecret', 'clientAuth', 'extraParams', 'grantTypes', 'authKey',
-  'allowUsernames', 'timeoutMs', 'maxBodyBytes', 'awaitHooks', 'hookTimeoutMs', 'hooks', 'httpClient',
-  'allowInsecureUpstream', 'coalesce', 'reuseGraceMs', 'reuseDetectionMs', 'store', 'storeTimeoutMs',
-];
-const UPSTREAM_NAMES = ['tokenUrl', 'revokeUrl', 'issuer'];
-const HOOK_NAMES: ReadonlyArray<keyof NinjaAuthHooks> = [
-  'onTokenIssued', 'onRotation', 'onRevoke', 'onUpstreamError', 'onReuseDetected', 'onHookError', 'onStoreError',
-];
+/** Every key of `T`, each mapped to `true`: the compiler rejects a list that misses one, or names one too many. */
+type KeysEnum<T> = { readonly [K in keyof Required<T>]: true };
+
+const OPTION_KEYS: KeysEnum<NinjaAuthOptions> = {
+  prefix: true, upstream: true, clientId: true, clientSecret: true, clientAuth: true, extraParams: true,
+  grantTypes: true, authKey: true, allowUsernames: true, timeoutMs: true, maxBodyBytes: true, awaitHooks: true,
+  hookTimeoutMs: true, hooks: true, httpClient: true, allowInsecureUpstream: true, coalesce: true,
+  reuseGraceMs: true, reuseDetectionMs: true, store: true, storeTimeoutMs: true,
+};
+const UPSTREAM_KEYS: KeysEnum<UpstreamOptions> = { tokenUrl: true, revokeUrl: true, issuer: true };
+const HOOK_KEYS: KeysEnum<NinjaAuthHooks> = {
+  onTokenIssued: true, onRotation: true, onRevoke: true, onUpstreamError: true, onReuseDetected: true,
+  onHookError: true, onStoreError: true,
+};
+const OPTION_NAMES = Object.keys(OPTION_KEYS);
+const UPSTREAM_NAMES = Object.keys(UPSTREAM_KEYS);
+const HOOK_NAMES = Object.keys(HOOK_KEYS);
 const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
 const RESERVED_PARAMS = ['client_id', 'client_secret', 'grant_type'];
 
@@ -47,6 +55,8 @@ export interface RotationSettings {
   readonly reuseGraceMs: number;
   readonly reuseDetectionMs: number;
   readonly store: NinjaAuthStore;
+  /** The store is the router's own default `MemoryStore`, not one the app passed in: `close()` shuts it down. */
+  readonly ownStore: boolean;
   readonly storeTimeoutMs: number;
 }
 
@@ -124,11 +134,13 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
 }
 
 function parseRotation(options: NinjaAuthOptions): RotationSettings {
+  const store = parseStore(options.store);
   return {
     coalesce: optionalBoolean(options.coalesce, 'coalesce') ?? true,
     reuseGraceMs: nonNegativeInteger(options.reuseGraceMs, 'reuseGraceMs') ?? 10_000,
     reuseDetectionMs: nonNegativeInteger(options.reuseDetectionMs, 'reuseDetectionMs') ?? 86_400_000,
-    store: parseStore(options.store) ?? new MemoryStore(),
+    store: store ?? new MemoryStore(),
+    ownStore: store === undefined,
     storeTimeoutMs: positiveInteger(options.storeTimeoutMs, 'storeTimeoutMs') ?? 500,
   };
 }

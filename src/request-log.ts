@@ -1,11 +1,11 @@
-import type { Exchange } from './events.js';
 import { tokenSetOf } from './events.js';
+import type { RequestRecord } from './record.js';
 import { fingerprint } from './redact.js';
-import type { ReuseSighting } from './rotation/guard.js';
-import type { UpstreamOutcome } from './upstream.js';
 
-/** The debug line for one request that reached the upstream: no token in it but as a fingerprint. */
-export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durationMs: number, replayed: boolean, reuse: ReuseSighting | undefined): string {
+/** The debug line for one request that reached the upstream or the guard: no token in it but as a fingerprint. */
+export function requestLine(record: RequestRecord): string {
+  const { exchange, upstream: outcome, durationMs, reuse } = record;
+  if (exchange === undefined || outcome === undefined) return `${record.endpoint} ${record.status}`;
   const parts: string[] = [exchange.endpoint];
   if (outcome.kind === 'failed') {
     parts.push(String(outcome.refusal.status), outcome.refusal.error, `(${outcome.cause})`);
@@ -15,7 +15,7 @@ export function requestLine(exchange: Exchange, outcome: UpstreamOutcome, durati
   parts.push(`${durationMs.toFixed(1)}ms`, `id=${exchange.requestId.slice(0, 8)}`);
   if (exchange.grantType !== undefined) parts.push(`grant=${exchange.grantType}`);
   if (exchange.presentedRefreshToken !== undefined) parts.push(`presented=${fingerprint(exchange.presentedRefreshToken)}`);
-  if (replayed) parts.push('replayed');
+  if (record.source === 'coalesced' || record.source === 'store') parts.push('replayed');
   if (reuse !== undefined) parts.push(`reuse-detected rotated=${reuse.rotatedAt.toISOString()}`);
   if (exchange.revokedToken !== undefined) parts.push(`revoked=${fingerprint(exchange.revokedToken)}`);
   if (outcome.kind === 'answered') {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import zlib from 'node:zlib';
 import { Refusal, badRequest } from './errors.js';
 
 /** The caller's parameters: one string per name, on an object with no prototype. */
@@ -11,17 +12,20 @@ type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
 
 /**
  * Reads the request's form or JSON parameters, whether or not a body parser of the host app ran first.
- * Throws a `Refusal` for anything malformed, repeated, too large or of another content type.
+ * Throws a `Refusal` for anything malformed, repeated, too large, too slow, encoded in a way the router does not
+ * decode, or of another content type.
  */
-export async function readParams(req: ParsedRequest, maxBodyBytes: number): Promise<Params> {
+export async function readParams(req: ParsedRequest, maxBodyBytes: number, timeoutMs: number): Promise<Params> {
   const declaredLength = req.headers['content-length'];
   const hasBody = req.headers['transfer-encoding'] !== undefined || (declaredLength !== undefined && declaredLength !== '0');
   if (!hasBody) return Object.create(null) as Params;
   const kind = bodyKind(req.headers['content-type']);
-
-  if (req._body === true || req.readableEnded) return fromParsedBody(req.body, kind);
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) throw tooLarge();
-  return parse(await readBody(req, maxBodyBytes), kind);
+
+  if (req._body === true || req.readableEnded) return fromParsedBody(req.body, kind, maxBodyBytes);
+  const decode = decoderOf(req.headers['content-encoding']);
+  const raw = await readBody(req, maxBodyBytes, timeoutMs);
+  return parse(decode === undefined ? raw : decoded(raw, decode, maxBodyBytes), kind);
 }
 
 function bodyKind(contentType: string | undefined): BodyKind {
@@ -35,20 +39,53 @@ function tooLarge(): Refusal {
   return new Refusal(413, 'invalid_request', 'the request body is too large', { connection: 'close' });
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+type Decoder = (raw: Buffer, options: zlib.ZlibOptions & zlib.BrotliOptions) => Buffer;
+
+const DECODERS: Readonly<Record<string, Decoder>> = {
+  gzip: zlib.gunzipSync,
+  'x-gzip': zlib.gunzipSync,
+  deflate: zlib.inflateSync,
+  br: zlib.brotliDecompressSync,
+};
+
+/** The decoder for a `Content-Encoding`, `undefined` for none or `identity`; any other encoding is a 415. */
+function decoderOf(contentEncoding: string | undefined): Decoder | undefined {
+  const encoding = contentEncoding?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return undefined;
+  const decoder = DECODERS[encoding];
+  if (decoder === undefined) throw new Refusal(415, 'invalid_request', 'the body must be sent uncompressed, or as gzip, deflate or br');
+  return decoder;
+}
+
+/** The limit holds for the decoded body: a small compressed body cannot unpack into a large one. */
+function decoded(raw: Buffer, decode: Decoder, maxBodyBytes: number): Buffer {
+  try {
+    return decode(raw, { maxOutputLength: maxBodyBytes });
+  } catch (error) {
+    if (error instanceof RangeError) throw tooLarge();
+    throw badRequest('the request body could not be decoded as its Content-Encoding says');
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = (): void => {
+      clearTimeout(deadline);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
     };
+    const stop = (refusal: Refusal): void => {
+      cleanup();
+      reject(refusal);
+    };
+    const deadline = setTimeout(() => stop(new Refusal(408, 'invalid_request', 'the request body did not arrive in time', { connection: 'close' })), timeoutMs);
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        cleanup();
-        reject(tooLarge());
+        stop(tooLarge());
         return;
       }
       chunks.push(chunk);
@@ -57,21 +94,34 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       cleanup();
       resolve(Buffer.concat(chunks, size));
     };
-    const onError = (): void => {
-      cleanup();
-      reject(badRequest('the request body could not be read'));
-    };
+    const onError = (): void => stop(badRequest('the request body could not be read'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
   });
 }
 
-function fromParsedBody(body: unknown, kind: BodyKind): Params {
-  if (Buffer.isBuffer(body) || typeof body === 'string') return parse(Buffer.from(body), kind);
+/**
+ * A body the host app's parser already read. Its size is checked again here: a chunked body has no
+ * `Content-Length`, and the host's parser has a limit of its own, usually larger.
+ */
+function fromParsedBody(body: unknown, kind: BodyKind, maxBodyBytes: number): Params {
+  if (Buffer.isBuffer(body) || typeof body === 'string') {
+    const raw = Buffer.from(body);
+    if (raw.length > maxBodyBytes) throw tooLarge();
+    return parse(raw, kind);
+  }
   if (body === undefined || body === null) return Object.create(null) as Params;
   if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body must be an object of parameters');
-  return toParams(Object.entries(body));
+  const params = toParams(Object.entries(body));
+  if (encodedLength(params, kind) > maxBodyBytes) throw tooLarge();
+  return params;
+}
+
+/** The size of the parsed parameters sent again in the body's own format: at most what the caller sent, give or take escapes. */
+function encodedLength(params: Params, kind: BodyKind): number {
+  const text = kind === 'form' ? new URLSearchParams(params).toString() : JSON.stringify(params);
+  return Buffer.byteLength(text);
 }
 
 function parse(raw: Buffer, kind: BodyKind): Params {
@@ -83,9 +133,21 @@ function parseForm(text: string): Params {
   const params = Object.create(null) as Params;
   for (const [name, value] of new URLSearchParams(text)) {
     if (name in params) throw repeated(name);
+    checkText(name, value);
     params[name] = value;
   }
   return params;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Values must reach the upstream exactly as sent. Invalid UTF-8, in the bytes or percent-encoded, decodes to
+ * U+FFFD, and so does what a host app's parser leaves in its place; a lone surrogate cannot be sent as UTF-8 at all.
+ */
+function checkText(name: string, value: string): void {
+  if (name.includes('\uFFFD') || LONE_SURROGATE.test(name)) throw badRequest('a parameter name is not valid UTF-8');
+  if (value.includes('\uFFFD') || LONE_SURROGATE.test(value)) throw badRequest(`parameter "${name.slice(0, 64)}" is not valid UTF-8`);
 }
 
 function parseJson(text: string): Params {
@@ -105,7 +167,8 @@ function toParams(entries: Array<[string, unknown]>): Params {
   const params = Object.create(null) as Params;
   for (const [name, value] of entries) {
     if (Array.isArray(value)) throw repeated(name);
-    if (typeof value !== 'string') throw badRequest(`parameter "${name}" must be a string`);
+    if (typeof value !== 'string') throw badRequest(`parameter "${name.slice(0, 64)}" must be a string`);
+    checkText(name, value);
     params[name] = value;
   }
   return params;
@@ -152,7 +215,8 @@ function endOfString(json: string, openingQuote: number): number {
 export function bearerToken(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   if (header === undefined) return undefined;
-  const match = /^Bearer +(\S+) *$/i.exec(header);
+  // Visible ASCII only: a header is read as Latin-1, so any other byte would reach the upstream altered.
+  const match = /^Bearer +([\x21-\x7E]+) *$/i.exec(header);
   if (match === null) throw badRequest('the Authorization header must be "Bearer <token>"');
   return match[1];
 }

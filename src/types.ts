@@ -1,5 +1,17 @@
-import type { Request } from 'express';
+import type { Request, Router } from 'express';
 import type { AxiosInstance } from 'axios';
+
+/** What `ninjaAuth()` returns: an Express router with a graceful `close()`. */
+export interface NinjaAuthRouter extends Router {
+  /**
+   * For a graceful shutdown (`server.close()`, then `await router.close()`): resolves once every upstream exchange
+   * in flight has finished, its reply is in the store and the hooks it started have settled (at most `timeoutMs` +
+   * `hookTimeoutMs`), then releases the router's own connection pools and timers. Requests that arrive meanwhile
+   * are served with `Connection: close`; afterwards they get 503 `temporarily_unavailable`. Calling it again
+   * returns the same promise.
+   */
+  close(): Promise<void>;
+}
 
 /** How the router authenticates itself to the upstream token and revocation endpoints. */
 export type ClientAuthMethod = 'client_secret_post' | 'client_secret_basic' | 'none';
@@ -12,7 +24,7 @@ export interface UpstreamOptions {
   tokenUrl?: string | undefined;
   /** The upstream RFC 7009 revocation endpoint. Defaults to env `NINJA_AUTH_REVOKE_URL`; without it `revoke_token` answers 501. */
   revokeUrl?: string | undefined;
-  /** OIDC / RFC 8414 discovery. Defaults to env `NINJA_AUTH_ISSUER`. Not available yet: setting it throws `NinjaAuthConfigError`. */
+  /** OIDC / RFC 8414 discovery: the endpoints (and, without `clientAuth`, the method) come from the issuer's metadata. Defaults to env `NINJA_AUTH_ISSUER`. */
   issuer?: string | undefined;
 }
 

@@ -93,14 +93,21 @@ const REQUEST_HEADERS = { ...METADATA_HEADERS, 'content-type': FORM_CONTENT_TYPE
  * The default client: keep-alive agents, and a lean adapter whose `timeout` covers the whole exchange. Its
  * constant headers live on the instance, because axios merges a request's own headers at a cost on every call.
  */
-function createDefaultHttpClient(timeoutMs: number): AxiosInstance {
+function createDefaultHttpClient(timeoutMs: number): { client: AxiosInstance; release: () => void } {
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-  return axios.create({
+  const client = axios.create({
     ...REQUEST_DEFAULTS,
     timeout: timeoutMs,
     headers: { common: METADATA_HEADERS, post: { 'content-type': FORM_CONTENT_TYPE } },
     adapter: leanHttpAdapter(agents),
   });
+  return {
+    client,
+    release: () => {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
 }
 
 /** The router's one upstream client: token-endpoint POSTs and, for discovery, metadata GETs. */
@@ -108,6 +115,8 @@ export interface UpstreamClient {
   readonly send: Upstream;
   /** GETs a URL; the answer as received, or a failure when it did not come. */
   readonly get: (url: string) => Promise<UpstreamOutcome>;
+  /** Closes the router's own pooled connections; a caller's `httpClient` is left as it is. */
+  readonly release: () => void;
 }
 
 /** Builds the router's single upstream client. */
@@ -117,9 +126,10 @@ export function createUpstream(config: Configuration): UpstreamClient {
     return {
       send: (call) => exchange({ method: 'POST', url: call.url, data: call.form.toString(), headers: headersFor(call) }),
       get: (url) => exchange({ method: 'GET', url, headers: METADATA_HEADERS }),
+      release: () => undefined,
     };
   }
-  const client = createDefaultHttpClient(config.timeoutMs);
+  const { client, release } = createDefaultHttpClient(config.timeoutMs);
   return {
     send: (call) => {
       const request: AxiosRequestConfig = { method: 'POST', url: call.url, data: call.form.toString() };
@@ -127,6 +137,7 @@ export function createUpstream(config: Configuration): UpstreamClient {
       return settle(client, request);
     },
     get: (url) => settle(client, { method: 'GET', url }),
+    release,
   };
 }
 

@@ -4,7 +4,7 @@ import type { Request } from 'express';
 import { Refusal, badRequest } from '../errors.js';
 import { bearerToken, readParams, type Params } from '../request-params.js';
 import type { Configuration } from '../options.js';
-import { type Plan, type Planner, refreshPlan, tokenRequestForm } from './plan.js';
+import { collectSecrets, type Plan, type Planner, refreshPlan, tokenRequestForm } from './plan.js';
 
 const REQUIRED_PARAMS: Readonly<Record<string, readonly string[]>> = {
   password: ['username', 'password'],
@@ -14,9 +14,10 @@ const REQUIRED_PARAMS: Readonly<Record<string, readonly string[]>> = {
 
 /** `POST {prefix}/token`: every grant, gated by `authKey` when one is set. */
 export function tokenPlanner(config: Configuration): Planner {
-  return async (req) => {
+  return async (req, secrets) => {
     checkAuthKey(req, config.authKeyDigest);
-    const params = await readParams(req, config.maxBodyBytes);
+    const params = await readParams(req, config.maxBodyBytes, config.timeoutMs);
+    collectSecrets(params, secrets);
     const grantType = grantTypeOf(params);
     if (!config.grantTypes.has(grantType)) {
       throw new Refusal(400, 'unsupported_grant_type', `grant type "${grantType.slice(0, 80)}" is not accepted here`);

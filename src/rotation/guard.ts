@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../digest.js';
 import { tokenSetOf } from '../events.js';
 import { callObserver } from '../hooks.js';
+import { type Instrumentation, NO_INSTRUMENTATION } from '../instrumentation.js';
 import { storeLog } from '../log.js';
 import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
@@ -16,10 +17,12 @@ export interface ReuseSighting {
   readonly rotatedAt: Date;
 }
 
+/** Where a refresh's reply came from: this request's own upstream call, a coalesced one in flight, or the store. */
+export type ReplySource = 'upstream' | 'coalesced' | 'store';
+
 export interface RefreshResult {
   readonly outcome: UpstreamOutcome;
-  /** The reply came from a coalesced request or the store, not from an upstream call of this request's own. */
-  readonly replayed: boolean;
+  readonly source: ReplySource;
   readonly reuse?: ReuseSighting;
 }
 
@@ -50,7 +53,7 @@ const KEYS = {
  * The refresh path: coalescing, the replay window and reuse detection, over the configured store.
  * Every upstream answer still reaches the caller unchanged; the store only ever decides whether to ask again.
  */
-export function rotationGuard(config: Configuration, upstream: Upstream): RotationGuard {
+export function rotationGuard(config: Configuration, upstream: Upstream, instrumentation: Instrumentation = NO_INSTRUMENTATION): RotationGuard {
   const { rotation } = config;
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const lockTtlMs = config.timeoutMs + 2 * rotation.storeTimeoutMs;
@@ -64,6 +67,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   const usesStore = replays || detectsReuse || sharesLocks;
 
   const reportStoreFailure = (error: unknown): void => {
+    instrumentation.storeError('store');
     storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
     const { onStoreError } = config.hooks;
     if (onStoreError !== undefined) callObserver(config, 'onStoreError', () => onStoreError(error));
@@ -72,7 +76,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
   const session = (): StoreSession => new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
 
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
-    if (!usesStore) return { outcome: await upstream(call), replayed: false };
+    if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
     const store = session();
     const tokenId = sha256Hex(refreshToken);
     const [stored, sealed, rotatedAt, predecessor] = await store.getAll([
@@ -85,7 +89,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     if (predecessor !== undefined) await store.setAll([[KEYS.sealed(predecessor), '1', rotation.reuseGraceMs]]);
     const replay = (value: string | undefined): RefreshResult | undefined => {
       const answer = sealed === undefined && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
-      return answer === undefined ? undefined : { outcome: answer, replayed: true };
+      return answer === undefined ? undefined : { outcome: answer, source: 'store' };
     };
 
     const fromStore = replay(stored);
@@ -95,7 +99,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     const callUpstream = async (): Promise<RefreshResult> => {
       const outcome = await upstream(call);
       await remember(store, outcome, refreshToken, requestKey, tokenId);
-      return reuse === undefined ? { outcome, replayed: false } : { outcome, replayed: false, reuse };
+      return reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
     };
     // In one process, the in-flight map below already coalesces; only a shared store needs the lock.
     return sharesLocks ? withLock(store, requestKey, replay, callUpstream) : callUpstream();
@@ -154,7 +158,7 @@ export function rotationGuard(config: Configuration, upstream: Upstream): Rotati
     const pending = inFlight.get(requestKey);
     if (pending !== undefined) {
       const shared = await pending;
-      return { outcome: shared.outcome, replayed: true };
+      return { outcome: shared.outcome, source: 'coalesced' };
     }
     const leader = guarded(call, refreshToken, requestKey).finally(() => inFlight.delete(requestKey));
     inFlight.set(requestKey, leader);

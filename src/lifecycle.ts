@@ -1,0 +1,57 @@
+/**
+ * What the router has in flight, for `router.close()`: every request from the moment the router takes it until
+ * its answer is out, its reply is in the store and the hooks it started have settled.
+ */
+export class Lifecycle {
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #closing: Promise<void> | undefined;
+
+  /** Closing: requests are still served, with `Connection: close`. */
+  get closing(): boolean {
+    return this.#state === 'closing';
+  }
+
+  /** Closed: `close()` has resolved, requests get 503. */
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** Keeps `work` in the set until it settles; its rejection is the caller's to handle. */
+  track(work: Promise<unknown>): void {
+    this.#inFlight.add(work);
+    const done = (): void => {
+      this.#inFlight.delete(work);
+    };
+    work.then(done, done);
+  }
+
+  /**
+   * Waits for what is in flight, including what arrives meanwhile, but never longer than `boundMs`; then calls
+   * `release` once. Every call returns the same promise.
+   */
+  close(boundMs: number, release: () => void): Promise<void> {
+    this.#closing ??= this.#drain(boundMs).finally(() => {
+      this.#state = 'closed';
+      release();
+    });
+    return this.#closing;
+  }
+
+  async #drain(boundMs: number): Promise<void> {
+    this.#state = 'closing';
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), boundMs);
+      timer.unref();
+    });
+    try {
+      while (this.#inFlight.size > 0) {
+        const settled = await Promise.race([Promise.allSettled([...this.#inFlight]), expired]);
+        if (settled === 'expired') return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
