@@ -115,7 +115,24 @@ function fromParsedBody(body: unknown, kind: BodyKind, maxBodyBytes: number): Pa
   if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body must be an object of parameters');
   const params = toParams(Object.entries(body));
   if (encodedLength(params, kind) > maxBodyBytes) throw tooLarge();
+  if (kind === 'form') for (const name in params) checkDecoded(name, params[name]!);
   return params;
+}
+
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
+
+/**
+ * `qs` (Express 5's form parser) leaves a value it cannot decode as UTF-8 percent-encoded, as it came. Such a
+ * value cannot be told apart from one that holds those characters literally; it is refused rather than passed on
+ * in a form the caller may not have meant.
+ */
+function checkDecoded(name: string, value: string): void {
+  if (!PERCENT_ESCAPE.test(value)) return;
+  try {
+    decodeURIComponent(value);
+  } catch {
+    throw badRequest(`parameter "${name.slice(0, 64)}" is not valid UTF-8`);
+  }
 }
 
 /** The size of the parsed parameters sent again in the body's own format: at most what the caller sent, give or take escapes. */

@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NinjaAuthOptions } from '../../src/index.js';
 import { metadataUrls } from '../../src/upstream-site.js';
-import { hostApp, sleep } from '../helpers/host.js';
+import { hostApp } from '../helpers/host.js';
 import { type RawUpstream, rawUpstream, type SeenRequest } from '../helpers/servers.js';
 
 // Discovery's own rules, against a bare server that serves whatever metadata the test wants.
@@ -105,17 +105,31 @@ describe('discovery', () => {
     expect(tokenCalls()).toHaveLength(0);
   });
 
-  it('a failed discovery is retried on a later request, after a backoff', async () => {
-    let up = false;
-    const { issuer, metadataCalls } = await issuerServer((origin) => (up ? standard(origin) : undefined));
-    const host = app(issuer);
-    expect((await refresh(host)).status).toBe(502);
-    up = true;
-    expect((await refresh(host)).status).toBe(502);
-    expect(metadataCalls()).toBe(2);
-    await sleep(1100);
-    expect((await refresh(host)).status).toBe(200);
-    expect(metadataCalls()).toBe(3);
+  it('a failed discovery is retried on a later request, after a backoff that doubles', async () => {
+    // Only the clock is faked: the servers and sockets keep their real timers.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      let up = false;
+      const { issuer, metadataCalls } = await issuerServer((origin) => (up ? standard(origin) : undefined));
+      const host = app(issuer);
+      expect((await refresh(host)).status).toBe(502);
+      expect(metadataCalls()).toBe(2);
+      vi.advanceTimersByTime(999);
+      expect((await refresh(host)).status).toBe(502);
+      expect(metadataCalls()).toBe(2);
+      vi.advanceTimersByTime(1);
+      expect((await refresh(host)).status).toBe(502);
+      expect(metadataCalls()).toBe(4);
+      up = true;
+      vi.advanceTimersByTime(1999);
+      expect((await refresh(host)).status).toBe(502);
+      expect(metadataCalls()).toBe(4);
+      vi.advanceTimersByTime(1);
+      expect((await refresh(host)).status).toBe(200);
+      expect(metadataCalls()).toBe(5);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('without revocation_endpoint, revoke_token answers 501', async () => {

@@ -133,39 +133,55 @@ describe('a failing hook changes nothing for the caller', () => {
     expect(seen.hookErrors[0]!.event.type).toBe('rotation');
   });
 
-  it('a hook that hangs does not delay the response (hooks run after it has finished)', async () => {
+  it('a hook that is still running does not delay the response (hooks run after it has finished)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     let hookStarted = false;
     let hookFinished = false;
     const host = app('/token', {
       hooks: {
         onRotation: async () => {
           hookStarted = true;
-          await new Promise(() => undefined);
+          await held;
           hookFinished = true;
         },
       },
     });
     const res = await refresh(host);
     expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe(ROTATED);
     await eventually(() => hookStarted);
     expect(hookFinished).toBe(false);
+    release();
+    await eventually(() => hookFinished);
   });
 
-  it('an onHookError that throws is contained too', async () => {
+  it('an onHookError that throws is contained too: it ran, and the caller got the upstream bytes', async () => {
+    const calls: string[] = [];
     const host = hostApp({
       upstream: { tokenUrl: `${upstream.origin}/token` },
+      // Before the response, so the statuses below are decided after the hooks and onHookError have run.
+      awaitHooks: true,
       hooks: {
         onRotation: () => {
+          calls.push('onRotation');
           throw new Error('first');
         },
-        onHookError: () => {
+        onHookError: (error) => {
+          calls.push(`onHookError ${(error as Error).message}`);
           throw new Error('second');
         },
       },
     });
     const first = await refresh(host);
+    expect(calls).toEqual(['onRotation', 'onHookError first']);
     const second = await refresh(host);
+    expect(calls).toHaveLength(4);
     expect([first.status, second.status]).toEqual([200, 200]);
+    expect(first.body.toString()).toBe(ROTATED);
+    expect(second.body.toString()).toBe(ROTATED);
   });
 });
 
@@ -194,6 +210,37 @@ describe('awaitHooks', () => {
     expect(res.body.toString()).toBe(ROTATED);
     expect(seen.hookErrors).toHaveLength(1);
     expect(String(seen.hookErrors[0]!.error)).toContain('still running after 100 ms');
+  });
+
+  it('hookTimeoutMs bounds all of a request’s hooks together: both start at once, not one after the other', async () => {
+    const order: string[] = [];
+    const host = app('/token', {
+      awaitHooks: true,
+      hookTimeoutMs: 100,
+      reuseGraceMs: 0,
+      hooks: {
+        onRotation: () => {
+          if (!armed) return undefined;
+          order.push('onRotation started');
+          return new Promise<void>(() => undefined);
+        },
+        onReuseDetected: () => {
+          order.push('onReuseDetected started');
+          return new Promise<void>(() => undefined);
+        },
+        onHookError: (error) => void order.push(String((error as Error).message).replace(/.*hook (\w+) still running.*/, '$1 timed out')),
+      },
+    });
+    let armed = false;
+    const first = await refresh(host, 'rt-twice');
+    expect(first.status).toBe(200);
+    armed = true;
+    // The same token again, replay off: a rotation event and a reuse event for one request.
+    const res = await refresh(host, 'rt-twice');
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe(ROTATED);
+    expect(order.slice(0, 2).sort()).toEqual(['onReuseDetected started', 'onRotation started']);
+    expect(order.slice(2).sort()).toEqual(['onReuseDetected timed out', 'onRotation timed out']);
   });
 
   it('a throwing hook with awaitHooks: the response is unchanged', async () => {

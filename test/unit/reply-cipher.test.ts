@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openReply, sealReply } from '../../src/rotation/reply-cipher.js';
 import { answered, type UpstreamAnswer } from '../../src/upstream.js';
@@ -26,8 +27,14 @@ describe('sealed replies', () => {
     const tampered = sealed.slice(0, -2) + (sealed.endsWith('A') ? 'BB' : 'AA');
     expect(openReply(tampered, 'rt-presented', 'request-key')).toBeUndefined();
     expect(openReply('garbage', 'rt-presented', 'request-key')).toBeUndefined();
-    // A reply sealed by an older version does not open: it is asked upstream again, never misread.
-    expect(openReply(sealed.replace(/^v2\./, 'v1.'), 'rt-presented', 'request-key')).toBeUndefined();
+  });
+
+  it('a reply sealed by 0.1.0 (v1: HMAC-derived key) never opens, under its own label or relabelled v2', () => {
+    const v1 = sealedByVersion010(answer, 'rt-presented', 'request-key');
+    // It is a real v1 value: 0.1.0's own opening recovers the reply from it.
+    expect(openedByVersion010(v1, 'rt-presented', 'request-key')!.equals(answer.body)).toBe(true);
+    expect(openReply(v1, 'rt-presented', 'request-key')).toBeUndefined();
+    expect(openReply(v1.replace(/^v1\./, 'v2.'), 'rt-presented', 'request-key')).toBeUndefined();
   });
 
   it('never reuse an IV', () => {
@@ -35,3 +42,22 @@ describe('sealed replies', () => {
     expect(ivs.size).toBe(1000);
   });
 });
+
+// 0.1.0's sealing, as it shipped: AES-256-GCM under HMAC-SHA-256(token, "ninja-auth/reply/v1:" + request key), over
+// `[status, headers]` as JSON, a newline and the body bytes.
+const v1Key = (token: string, requestKey: string): Buffer => createHmac('sha256', token).update(`ninja-auth/reply/v1:${requestKey}`).digest();
+
+function sealedByVersion010(reply: UpstreamAnswer, token: string, requestKey: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', v1Key(token, requestKey), iv);
+  const sealed = Buffer.concat([cipher.update(`${JSON.stringify([reply.status, reply.headers])}\n`, 'utf8'), cipher.update(reply.body), cipher.final()]);
+  return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
+}
+
+function openedByVersion010(value: string, token: string, requestKey: string): Buffer | undefined {
+  const [, iv, tag, sealed] = value.split('.');
+  const decipher = createDecipheriv('aes-256-gcm', v1Key(token, requestKey), Buffer.from(iv!, 'base64url'));
+  decipher.setAuthTag(Buffer.from(tag!, 'base64url'));
+  const plain = Buffer.concat([decipher.update(Buffer.from(sealed!, 'base64url')), decipher.final()]);
+  return plain.subarray(plain.indexOf(0x0a) + 1);
+}
