@@ -29,8 +29,8 @@ interface App {
   readonly lines: Array<Record<string, unknown>>;
 }
 
-async function startApp(mode: 'signal' | 'idle'): Promise<App> {
-  const child = spawn(process.execPath, ['test/helpers/shutdown-app.mjs', upstream.url, mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startApp(mode: 'signal' | 'abrupt' | 'idle'): Promise<App> {
+  const child = spawn(process.execPath, ['test/helpers/shutdown-app.mjs', JSON.stringify({ tokenUrl: upstream.url, mode })], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines: Array<Record<string, unknown>> = [];
   const reader = createInterface({ input: child.stdout! });
   reader.on('line', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
@@ -40,7 +40,7 @@ async function startApp(mode: 'signal' | 'idle'): Promise<App> {
 
 function refresh(port: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/auth/refresh_token', headers: { authorization: 'Bearer rt-1' } }, (res) => {
+    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/auth/refresh_token', headers: { authorization: 'Bearer rt-1', connection: 'close' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -63,7 +63,20 @@ describe('graceful shutdown of a real process', () => {
     expect(await reply).toEqual({ status: 200, body: ROTATED });
     const [code] = (await once(app.child, 'exit')) as [number];
     expect(code).toBe(0);
-    expect(app.lines.slice(1)).toEqual([{ closing: true }, { persisted: 'rt-rotated-7' }, { closed: true }]);
+    expect(app.lines.slice(1)).toEqual([{ closing: true }, { persisted: 'rt-rotated-7', replayed: false }, { closed: true }]);
+  });
+
+  it('the control: exiting once server.close() calls back, without router.close(), loses the hook', async () => {
+    held = [];
+    const app = await startApp('abrupt');
+    const reply = refresh(app.port);
+    await eventually(() => held.length === 1);
+    app.child.kill('SIGTERM');
+    await eventually(() => app.lines.some((line) => line['closing'] === true));
+    held.shift()!();
+    expect(await reply).toEqual({ status: 200, body: ROTATED });
+    await once(app.child, 'exit');
+    expect(app.lines.some((line) => line['persisted'] !== undefined)).toBe(false);
   });
 
   it('an idle app exits by itself after server.close() and router.close(): no pool or timer keeps it alive', async () => {
