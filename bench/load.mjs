@@ -7,8 +7,8 @@ import os from 'node:os';
 const here = new URL('.', import.meta.url).pathname;
 
 /** Forks one of the bench's scripts and waits for the port it listens on. */
-export function start(script, argv, execArgv = []) {
-  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+export function start(script, argv, execArgv = [], env = process.env) {
+  const child = fork(`${here}${script}`, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv, env });
   return once(child, 'message').then(([message]) => ({ child, port: message.port }));
 }
 

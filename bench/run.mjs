@@ -2,7 +2,8 @@
 // Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here). With
 // taskset and two cores or more, the proxies get a core of their own and everything else shares the rest.
 // Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
-// --only=a,b (targets by name). It is a benchmark, never part of npm test or CI.
+// --only=a,b (targets by kind), --compare=DIR (each ninja-auth kind also from the build in DIR, another checkout
+// with `npm run build` done: an A/B of two builds in one run). It is a benchmark, never part of npm test or CI.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -48,7 +49,13 @@ const allTargets = [
   ...(redis ? [{ name: 'ninja-auth (Redis store)', kind: 'ninja-auth-redis' }] : []),
 ];
 const only = args.only?.split(',');
+const compare = args.compare === undefined ? undefined : new URL(`${args.compare.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
 const targets = allTargets.filter((t) => !only || only.includes(t.kind));
+if (compare !== undefined) {
+  for (const target of targets.filter((t) => t.kind.startsWith('ninja-auth'))) {
+    targets.splice(targets.indexOf(target) + 1, 0, { ...target, name: `${target.name} [${args.compare}]`, from: compare });
+  }
+}
 for (const target of targets) {
   target.path ??= '/auth/refresh_token';
   target.results = [];
@@ -56,7 +63,8 @@ for (const target of targets) {
     target.port = upstream.port;
     target.process = upstream.child;
   } else {
-    const started = await start('target.mjs', [target.kind, tokenUrl, redis?.url ?? '']);
+    const env = target.from === undefined ? process.env : { ...process.env, NINJA_AUTH_FROM: target.from };
+    const started = await start('target.mjs', [target.kind, tokenUrl, redis?.url ?? ''], [], env);
     target.port = started.port;
     target.process = started.child;
   }
@@ -100,7 +108,7 @@ for (const target of targets) {
   };
 }
 
-const byKind = Object.fromEntries(targets.map((t) => [t.kind, t.summary]));
+const byKind = Object.fromEntries(targets.filter((t) => t.from === undefined).map((t) => [t.kind, t.summary]));
 const hpm = byKind['hpm'];
 const handWritten = byKind['axios'];
 const ninja = byKind['ninja-auth'];

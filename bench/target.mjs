@@ -6,7 +6,9 @@ import http from 'node:http';
 import axios from 'axios';
 import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-import { MemoryStore, ninjaAuth, RedisStore } from 'ninja-auth';
+
+// NINJA_AUTH_FROM names another build's entry (…/dist/esm/index.js), for an A/B of two builds in one run.
+const { MemoryStore, ninjaAuth, RedisStore } = await import(process.env.NINJA_AUTH_FROM ?? 'ninja-auth');
 
 const [kind, tokenUrl, redisUrl] = process.argv.slice(2);
 const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-secret' };
