@@ -78,3 +78,21 @@ for (const [category, micros] of [...time].sort((a, b) => b[1] - a[1])) {
   const share = micros / busy;
   console.log(`| ${category} | ${(100 * share).toFixed(1)} % | ${(share * cpuPerRequest).toFixed(0)} |`);
 }
+
+// ninja-auth's own share, by function: the nearest ninja-auth frame of each sample that ninja-auth owns.
+const own = new Map();
+profile.samples.forEach((id, i) => {
+  if (categoryOf(id) !== 'ninja-auth') return;
+  for (let current = id; current !== undefined; current = parents.get(current)) {
+    const { url, functionName, lineNumber } = nodes.get(current).callFrame;
+    if (!url.includes('/dist/')) continue;
+    const where = `${functionName || '(anonymous)'} ${url.replace(/.*\/dist\/(esm|cjs)\//, '')}:${lineNumber + 1}`;
+    own.set(where, (own.get(where) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    break;
+  }
+});
+console.log('\n| ninja-auth, by function (self and what it calls outside ninja-auth) | ≈ µs CPU per request |');
+console.log('|---|---:|');
+for (const [where, micros] of [...own].sort((a, b) => b[1] - a[1]).slice(0, Number(args.top ?? 15))) {
+  console.log(`| ${where} | ${((micros / busy) * cpuPerRequest).toFixed(1)} |`);
+}

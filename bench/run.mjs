@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { ask, pin, refreshRequests, start } from './load.mjs';
+import { measureRedisTrips } from './redis-trips.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const DURATION = Number(args.duration ?? 3);
@@ -167,6 +168,16 @@ if (ninjaTarget) {
     const mb = samples.map((kb) => (kb / 1024).toFixed(0));
     console.log(`soak: ${SOAK} s at ${Math.round(result.requests.average)} req/s: RSS ${mb[0]} MB at the start, ${mb.at(-1)} MB at the end; every ${SOAK / 10} s: ${mb.join(' → ')} MB`);
   }
+}
+
+if (redis && byKind['ninja-auth-redis']) {
+  // Sequential refreshes with a 5 ms delay each way in front of Redis: the latency they add, in round trips.
+  pin({ others: everyPid });
+  const trips = await measureRedisTrips({ tokenUrl, redisUrl: redis.url });
+  console.log(
+    `\nRedis store, on the caller's path (${trips.delayMs} ms each way in front of Redis): a refresh that reaches the upstream waits for ` +
+      `${trips.refreshTrips.toFixed(1)} round trips and costs ${trips.refreshCommands.toFixed(1)} commands; a replay ${trips.replayTrips.toFixed(1)} round trips, ${trips.replayCommands.toFixed(1)} commands`,
+  );
 }
 
 for (const t of targets) t.process.kill();
