@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { EXPIRED, within } from './deadline.js';
 import type { Instrumentation } from './instrumentation.js';
 import { hooksLog } from './log.js';
 import type { Configuration } from './options.js';
@@ -57,13 +58,7 @@ export function hookRunner(config: Configuration, instrumentation: Instrumentati
       if (pending.length === 0) return;
       const unsettled = new Set(pending.map(([call]) => call));
       const all = Promise.all(pending.map(([call, settling]) => settling!.then(() => unsettled.delete(call))));
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<'expired'>((resolve) => {
-        timer = setTimeout(() => resolve('expired'), config.hookTimeoutMs);
-      });
-      const result = await Promise.race([all, expired]);
-      clearTimeout(timer);
-      if (result !== 'expired') return;
+      if ((await within(all, config.hookTimeoutMs)) !== EXPIRED) return;
       for (const [, event] of unsettled) {
         const name = HOOK_OF_EVENT[event.type];
         reportHookError(new Error(`ninja-auth: hook ${name} still running after ${config.hookTimeoutMs} ms`), event, secrets);

@@ -1,3 +1,5 @@
+import { EXPIRED, within } from './deadline.js';
+
 /**
  * What the router has in flight, for `router.close()`: every request from the moment the router takes it until
  * its answer is out, its reply is in the store and the hooks it started have settled.
@@ -40,18 +42,10 @@ export class Lifecycle {
 
   async #drain(boundMs: number): Promise<void> {
     this.#state = 'closing';
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => {
-      timer = setTimeout(() => resolve('expired'), boundMs);
-      timer.unref();
-    });
-    try {
-      while (this.#inFlight.size > 0) {
-        const settled = await Promise.race([Promise.allSettled([...this.#inFlight]), expired]);
-        if (settled === 'expired') return;
-      }
-    } finally {
-      clearTimeout(timer);
+    const deadline = Date.now() + boundMs;
+    while (this.#inFlight.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0 || (await within(Promise.allSettled([...this.#inFlight]), left, { unref: true })) === EXPIRED) return;
     }
   }
 }

@@ -1,9 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
-import { Refusal } from './errors.js';
 import { leanHttpAdapter } from './http-adapter.js';
 import type { Configuration } from './options.js';
+import { failure, failureOf, type UpstreamFailure } from './upstream-failure.js';
+
+export type { UpstreamFailure } from './upstream-failure.js';
 
 /** The largest upstream body the router will pass on; a token reply is a few kilobytes. */
 export const MAX_UPSTREAM_BODY_BYTES = 1024 * 1024;
@@ -58,14 +60,6 @@ function parseJsonBody(body: Buffer): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** The upstream did not answer HTTP in time: the router answers 502 or 504 itself. */
-export interface UpstreamFailure {
-  readonly kind: 'failed';
-  readonly refusal: Refusal;
-  /** A short code for the log, e.g. `ECONNREFUSED` or `timeout`; never a URL or a message. */
-  readonly cause: string;
 }
 
 export type UpstreamOutcome = UpstreamAnswer | UpstreamFailure;
@@ -178,7 +172,7 @@ async function settle(exchange: () => Promise<AxiosResponse<unknown>>): Promise<
   try {
     return toAnswer(await exchange());
   } catch (error) {
-    return isTimeout(error) ? failure(504, 'timeout') : failure(502, errorCode(error));
+    return failureOf(error);
   }
 }
 
@@ -217,21 +211,4 @@ function endToEndHeaders(headers: Record<string, unknown>): Record<string, strin
     }
   }
   return kept;
-}
-
-function isTimeout(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'ECONNABORTED' || code === 'ETIMEDOUT';
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'unknown';
-}
-
-function failure(status: 502 | 504, cause: string): UpstreamFailure {
-  const refusal = status === 504
-    ? new Refusal(504, 'upstream_timeout', 'the authorization server did not answer in time')
-    : new Refusal(502, 'upstream_unavailable', 'the authorization server could not be reached');
-  return { kind: 'failed', refusal, cause };
 }
