@@ -94,7 +94,7 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();
-    const call = site.authenticate(url, plan.form);
+    const call = await site.authenticate(url, plan.form);
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
   } catch (error) {

@@ -1,7 +1,9 @@
 import type { AxiosInstance } from 'axios';
+import { type AssertionKey, ASSERTION_KEY_ENV, readAssertionKey, secretAssertionKey } from './client-assertion.js';
 import { sha256Bytes } from './digest.js';
 import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
+import { envPem, TLS_ENV, type TlsMaterial, readTlsOptions } from './tls-material.js';
 import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore, UpstreamOptions } from './types.js';
 
 const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
@@ -13,6 +15,7 @@ const ENV = {
   clientId: 'NINJA_AUTH_CLIENT_ID',
   clientSecret: 'NINJA_AUTH_CLIENT_SECRET',
   authKey: 'NINJA_AUTH_KEY',
+  clientAssertionKey: ASSERTION_KEY_ENV,
 } as const;
 
 /** Every key of `T`, each mapped to `true`: the compiler rejects a list that misses one, or names one too many. */
@@ -22,7 +25,8 @@ const OPTION_KEYS: KeysEnum<NinjaAuthOptions> = {
   prefix: true, upstream: true, clientId: true, clientSecret: true, clientAuth: true, extraParams: true,
   grantTypes: true, authKey: true, allowUsernames: true, timeoutMs: true, maxBodyBytes: true, awaitHooks: true,
   hookTimeoutMs: true, hooks: true, httpClient: true, allowInsecureUpstream: true, coalesce: true,
-  reuseGraceMs: true, reuseDetectionMs: true, store: true, storeTimeoutMs: true,
+  reuseGraceMs: true, reuseDetectionMs: true, store: true, storeTimeoutMs: true, clientAssertionKey: true,
+  clientAssertionAlg: true, clientAssertionKid: true, tls: true,
 };
 const UPSTREAM_KEYS: KeysEnum<UpstreamOptions> = { tokenUrl: true, revokeUrl: true, issuer: true };
 const HOOK_KEYS: KeysEnum<NinjaAuthHooks> = {
@@ -32,14 +36,26 @@ const HOOK_KEYS: KeysEnum<NinjaAuthHooks> = {
 const OPTION_NAMES = Object.keys(OPTION_KEYS);
 const UPSTREAM_NAMES = Object.keys(UPSTREAM_KEYS);
 const HOOK_NAMES = Object.keys(HOOK_KEYS);
-const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
-const RESERVED_PARAMS = ['client_id', 'client_secret', 'grant_type'];
+const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
+  'client_secret_post', 'client_secret_basic', 'client_secret_jwt', 'private_key_jwt', 'tls_client_auth',
+  'self_signed_tls_client_auth', 'none',
+];
+const RESERVED_PARAMS = ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type', 'grant_type'];
 
 export interface ClientCredentials {
   readonly id: string | undefined;
   readonly secret: string | undefined;
-  /** `undefined` only with discovery and no `clientAuth` option: then the issuer's metadata decides. */
+  /**
+   * The `clientAuth` option, or without discovery its default. `undefined` only with discovery and no
+   * `clientAuth` option: then the issuer's metadata decides among the configured methods.
+   */
   readonly auth: ClientAuthMethod | undefined;
+  /** Signs `private_key_jwt` assertions, when `clientAssertionKey` is set. */
+  readonly assertionKey: AssertionKey | undefined;
+  /** Signs `client_secret_jwt` assertions, when that is the `clientAuth` option. */
+  readonly secretAssertionKey: AssertionKey | undefined;
+  /** The connections carry a client certificate: `tls` is set, or the app's own `httpClient` is told to. */
+  readonly certificate: boolean;
 }
 
 /** Where the upstream is: fixed endpoints, an issuer to discover them from, or both (fixed ones win). */
@@ -76,6 +92,8 @@ export interface Configuration {
   readonly hookTimeoutMs: number;
   readonly hooks: Readonly<NinjaAuthHooks>;
   readonly httpClient: AxiosInstance | undefined;
+  /** The client certificate and CAs of the default client's https agent. */
+  readonly tls: TlsMaterial | undefined;
   readonly rotation: RotationSettings;
   /** Values that must never appear in a log line. */
   readonly secrets: readonly string[];
@@ -111,7 +129,12 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
   const revokeUrlValue = fromEnv(upstream.revokeUrl, 'upstream.revokeUrl', env, ENV.revokeUrl);
   const revokeUrl = revokeUrlValue === undefined ? undefined : checkUpstreamUrl(revokeUrlValue, 'upstream.revokeUrl', ENV.revokeUrl, allowInsecure);
 
-  const client = parseClient(options, env, issuer !== undefined);
+  const httpClient = parseHttpClient(options.httpClient);
+  const tls = readTlsOptions(options.tls, env);
+  if (tls !== undefined && httpClient !== undefined) {
+    throw new NinjaAuthConfigError('tls', 'applies to the default client only: with httpClient, put the certificate on its https agent');
+  }
+  const client = parseClient(options, env, issuer !== undefined, { tls: tls !== undefined, ownClient: httpClient !== undefined });
   const authKey = fromEnv(options.authKey, 'authKey', env, ENV.authKey);
 
   return {
@@ -127,7 +150,8 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
     awaitHooks: optionalBoolean(options.awaitHooks, 'awaitHooks') ?? false,
     hookTimeoutMs: positiveInteger(options.hookTimeoutMs, 'hookTimeoutMs') ?? 5_000,
     hooks: { ...hooks },
-    httpClient: parseHttpClient(options.httpClient),
+    httpClient,
+    tls,
     rotation: parseRotation(options),
     secrets: [client.secret, authKey].filter((s): s is string => s !== undefined),
   };
@@ -156,23 +180,70 @@ function parseStore(value: unknown): NinjaAuthStore | undefined {
   return value as NinjaAuthStore;
 }
 
-function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean): ClientCredentials {
+function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean, transport: { tls: boolean; ownClient: boolean }): ClientCredentials {
   const id = fromEnv(options.clientId, 'clientId', env, ENV.clientId);
   const secret = fromEnv(options.clientSecret, 'clientSecret', env, ENV.clientSecret);
-  if (options.clientAuth !== undefined && !CLIENT_AUTH_METHODS.includes(options.clientAuth)) {
+  const explicit = options.clientAuth;
+  if (explicit !== undefined && !CLIENT_AUTH_METHODS.includes(explicit)) {
     throw new NinjaAuthConfigError('clientAuth', `must be one of ${CLIENT_AUTH_METHODS.map((m) => `"${m}"`).join(', ')}`);
   }
-  const auth = options.clientAuth ?? (secret === undefined ? 'none' : discovered ? undefined : 'client_secret_post');
-  if (secret !== undefined && id === undefined) {
-    throw new NinjaAuthConfigError('clientId', 'is required when clientSecret is set', ENV.clientId);
+  const keyValue = options.clientAssertionKey ?? envPem(env, ENV.clientAssertionKey);
+  const alg = optionalString(options.clientAssertionAlg, 'clientAssertionAlg');
+  const kid = optionalString(options.clientAssertionKid, 'clientAssertionKid');
+  const assertionKey = keyValue === undefined ? undefined : readAssertionKey(keyValue, explicit === 'client_secret_jwt' ? undefined : alg, kid);
+  const certificate = transport.tls || (transport.ownClient && explicit !== undefined && MTLS.includes(explicit));
+
+  if (explicit === 'client_secret_jwt' && secret === undefined) {
+    throw new NinjaAuthConfigError('clientSecret', 'is required with clientAuth "client_secret_jwt": the assertion is signed with it', ENV.clientSecret);
   }
-  if (auth !== undefined && auth !== 'none' && secret === undefined) {
-    throw new NinjaAuthConfigError('clientSecret', `is required with clientAuth "${auth}"`, ENV.clientSecret);
+  const secretAssertion = explicit === 'client_secret_jwt' ? secretAssertionKey(secret!, alg, kid) : undefined;
+  if (assertionKey === undefined && secretAssertion === undefined) {
+    if (alg !== undefined) throw new NinjaAuthConfigError('clientAssertionAlg', 'is set, but no assertion is signed: set clientAssertionKey, or clientAuth "client_secret_jwt"');
+    if (kid !== undefined) throw new NinjaAuthConfigError('clientAssertionKid', 'is set, but no assertion is signed: set clientAssertionKey, or clientAuth "client_secret_jwt"');
   }
-  if (auth === 'none' && secret !== undefined) {
-    throw new NinjaAuthConfigError('clientAuth', 'is "none" but clientSecret is set: use "client_secret_post" or "client_secret_basic", or drop the secret');
+
+  const credentials = [
+    [secret, 'clientSecret', ENV.clientSecret],
+    [assertionKey, 'clientAssertionKey', ENV.clientAssertionKey],
+    [transport.tls || undefined, 'tls', TLS_ENV.cert],
+  ] as const;
+  for (const [value, option, envVar] of credentials) {
+    if (value !== undefined && id === undefined) throw new NinjaAuthConfigError('clientId', `is required when ${option} (env ${envVar}) is set`, ENV.clientId);
   }
-  return { id, secret, auth };
+  if (explicit === 'none') {
+    const unused = credentials.find(([value]) => value !== undefined);
+    if (unused !== undefined) throw new NinjaAuthConfigError('clientAuth', `is "none" but ${unused[1]} is set: choose the method that uses it, or drop it`);
+  }
+  requireCredentials(explicit, { id, secret, assertionKey, certificate });
+
+  const auth = explicit ?? (discovered ? undefined : assertionKey !== undefined ? 'private_key_jwt' : certificate ? 'tls_client_auth' : secret !== undefined ? 'client_secret_post' : 'none');
+  return { id, secret, auth, assertionKey, secretAssertionKey: secretAssertion, certificate };
+}
+
+const MTLS: readonly ClientAuthMethod[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
+
+/** An explicit method must have what it authenticates with. */
+function requireCredentials(
+  method: ClientAuthMethod | undefined,
+  has: { id: string | undefined; secret: string | undefined; assertionKey: AssertionKey | undefined; certificate: boolean },
+): void {
+  if (method === undefined || method === 'none') return;
+  if (has.id === undefined) throw new NinjaAuthConfigError('clientId', `is required with clientAuth "${method}"`, ENV.clientId);
+  if ((method === 'client_secret_post' || method === 'client_secret_basic') && has.secret === undefined) {
+    throw new NinjaAuthConfigError('clientSecret', `is required with clientAuth "${method}"`, ENV.clientSecret);
+  }
+  if (method === 'private_key_jwt' && has.assertionKey === undefined) {
+    throw new NinjaAuthConfigError('clientAssertionKey', 'is required with clientAuth "private_key_jwt": the private key whose public key the provider has', ENV.clientAssertionKey);
+  }
+  if (MTLS.includes(method) && !has.certificate) {
+    throw new NinjaAuthConfigError('tls', `is required with clientAuth "${method}": { cert, key } of the client certificate`, TLS_ENV.cert);
+  }
+}
+
+function optionalString(value: unknown, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') throw new NinjaAuthConfigError(option, 'must be a non-empty string');
+  return value;
 }
 
 /** An explicit option wins over its environment variable; an empty environment variable counts as unset. */
@@ -296,7 +367,7 @@ function rejectUnknownKeys(object: object, known: readonly string[], path: strin
 
 function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
-  let bestDistance = Math.max(3, Math.ceil(word.length / 3)) + 1;
+  let bestDistance = Math.min(Math.max(3, Math.ceil(word.length / 3)) + 1, word.length);
   for (const candidate of candidates) {
     const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];

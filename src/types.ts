@@ -1,3 +1,4 @@
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import type { Request, Router } from 'express';
 import type { AxiosInstance } from 'axios';
 
@@ -13,8 +14,33 @@ export interface NinjaAuthRouter extends Router {
   close(): Promise<void>;
 }
 
-/** How the router authenticates itself to the upstream token and revocation endpoints. */
-export type ClientAuthMethod = 'client_secret_post' | 'client_secret_basic' | 'none';
+/** How the router authenticates itself to the upstream token and revocation endpoints (see Client authentication). */
+export type ClientAuthMethod =
+  | 'client_secret_post'
+  | 'client_secret_basic'
+  | 'client_secret_jwt'
+  | 'private_key_jwt'
+  | 'tls_client_auth'
+  | 'self_signed_tls_client_auth'
+  | 'none';
+
+/** A private key that signs `private_key_jwt` assertions: PEM (PKCS#8, PKCS#1 or SEC1), a private JWK, or a `KeyObject`. */
+export type ClientAssertionKey = string | JsonWebKey | KeyObject;
+
+/** PEM text, or its bytes. */
+export type PemInput = string | Buffer;
+
+/** The client certificate the default client presents on its https connections (RFC 8705 mutual TLS). */
+export interface NinjaAuthTlsOptions {
+  /** The client certificate chain, PEM. */
+  cert: PemInput;
+  /** Its private key, PEM. */
+  key: PemInput;
+  /** CAs to trust for the upstream's certificate, besides the system's. */
+  ca?: PemInput | PemInput[] | undefined;
+  /** Decrypts `key` when it is encrypted. */
+  passphrase?: string | undefined;
+}
 
 /** The path the caller used, relative to `prefix`. */
 export type EndpointName = 'token' | 'refresh_token' | 'revoke_token';
@@ -37,8 +63,26 @@ export interface NinjaAuthOptions {
   clientId?: string | undefined;
   /** Kept server-side, never accepted from or shown to the caller. Defaults to env `NINJA_AUTH_CLIENT_SECRET`. */
   clientSecret?: string | undefined;
-  /** Defaults to `'client_secret_post'` when a secret is set, else `'none'`. */
+  /**
+   * Defaults to `'private_key_jwt'` when `clientAssertionKey` is set, `'tls_client_auth'` when `tls` is set,
+   * `'client_secret_post'` when a secret is set, else `'none'`; with `upstream.issuer`, to the strongest of
+   * those that the metadata lists.
+   */
   clientAuth?: ClientAuthMethod;
+  /** Signs the `private_key_jwt` assertions. Defaults to env `NINJA_AUTH_CLIENT_ASSERTION_KEY` (PEM or JWK JSON). */
+  clientAssertionKey?: ClientAssertionKey | undefined;
+  /**
+   * The assertion's JWS algorithm. Defaults to the key's: `RS256` (RSA; `PS256` on request), `ES256`/`ES384`/`ES512`
+   * (EC, by curve), `EdDSA` (Ed25519); `HS256` under `client_secret_jwt`.
+   */
+  clientAssertionAlg?: string | undefined;
+  /** The assertion's `kid` header. Defaults to the JWK's `kid`, if any. */
+  clientAssertionKid?: string | undefined;
+  /**
+   * Client certificate and trusted CAs for the default client's https connections. Defaults to env
+   * `NINJA_AUTH_TLS_CERT`, `NINJA_AUTH_TLS_KEY`, `NINJA_AUTH_TLS_CA` (PEM contents). Not with `httpClient`.
+   */
+  tls?: NinjaAuthTlsOptions | undefined;
   /** Added to every upstream token request (not revocation) when the caller did not send them. Defaults to `{}`. */
   extraParams?: Record<string, string>;
   /** Grant types accepted. Defaults to `['password', 'authorization_code', 'client_credentials', 'refresh_token']`. */

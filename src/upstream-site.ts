@@ -1,7 +1,7 @@
-import { clientAuthenticator, type ClientAuthenticator } from './client-auth.js';
+import { clientAuthenticator, type ClientAuthenticator, MTLS_METHODS } from './client-auth.js';
 import { Refusal } from './errors.js';
 import { discoveryLog } from './log.js';
-import { type Configuration, upstreamUrlProblem } from './options.js';
+import { type ClientCredentials, type Configuration, upstreamUrlProblem } from './options.js';
 import type { ClientAuthMethod } from './types.js';
 import type { UpstreamClient } from './upstream.js';
 
@@ -9,6 +9,7 @@ import type { UpstreamClient } from './upstream.js';
 export interface UpstreamSite {
   readonly tokenUrl: string;
   readonly revokeUrl: string | undefined;
+  readonly clientAuth: ClientAuthMethod;
   readonly authenticate: ClientAuthenticator;
 }
 
@@ -20,7 +21,8 @@ const MAX_BACKOFF_MS = 60_000;
 export function siteResolver(config: Configuration, client: UpstreamClient): SiteResolver {
   const { tokenUrl, revokeUrl, issuer } = config.upstream;
   if (issuer === undefined) {
-    const site: UpstreamSite = { tokenUrl: tokenUrl!, revokeUrl, authenticate: clientAuthenticator(config.client, config.client.auth ?? 'none') };
+    const clientAuth = config.client.auth ?? 'none';
+    const site: UpstreamSite = { tokenUrl: tokenUrl!, revokeUrl, clientAuth, authenticate: clientAuthenticator(config.client, clientAuth) };
     return () => site;
   }
 
@@ -30,10 +32,14 @@ export function siteResolver(config: Configuration, client: UpstreamClient): Sit
   let retryAt = 0;
   const discover = async (): Promise<UpstreamSite> => {
     const metadata = await readMetadata(issuer, client, config.upstream.allowInsecure);
+    const clientAuth = config.client.auth === undefined ? chooseClientAuth(config.client, metadata.authMethods) : checkListed(config.client.auth, metadata.authMethods);
+    // RFC 8705 §5: under mTLS, the aliases are where the certificate is asked for. Configured URLs still win.
+    const aliases = MTLS_METHODS.has(clientAuth) ? metadata.mtlsAliases : {};
     return {
-      tokenUrl: tokenUrl ?? metadata.tokenEndpoint,
-      revokeUrl: revokeUrl ?? metadata.revocationEndpoint,
-      authenticate: clientAuthenticator(config.client, config.client.auth ?? chooseClientAuth(config.client.secret, metadata.authMethods)),
+      tokenUrl: tokenUrl ?? aliases.tokenEndpoint ?? metadata.tokenEndpoint,
+      revokeUrl: revokeUrl ?? aliases.revocationEndpoint ?? metadata.revocationEndpoint,
+      clientAuth,
+      authenticate: clientAuthenticator(config.client, clientAuth),
     };
   };
   return () => {
@@ -44,7 +50,7 @@ export function siteResolver(config: Configuration, client: UpstreamClient): Sit
       (found) => {
         site = found;
         failures = 0;
-        discoveryLog('discovered the endpoints of %s', issuer);
+        discoveryLog('discovered the endpoints of %s; client authentication %s', issuer, found.clientAuth);
         return found;
       },
       (error: unknown) => {
@@ -70,6 +76,7 @@ interface Metadata {
   readonly tokenEndpoint: string;
   readonly revocationEndpoint: string | undefined;
   readonly authMethods: readonly string[] | undefined;
+  readonly mtlsAliases: { readonly tokenEndpoint?: string; readonly revocationEndpoint?: string };
 }
 
 /** OpenID Connect Discovery first, then RFC 8414 (where the well-known part goes before the issuer's path). */
@@ -98,29 +105,49 @@ function checkMetadata(json: unknown, issuer: string, allowInsecure: boolean): M
   const fields = json as Record<string, unknown>;
   const sameIssuer = typeof fields['issuer'] === 'string' && withoutTrailingSlash(fields['issuer']) === withoutTrailingSlash(issuer);
   if (!sameIssuer) throw new Error('the metadata names another issuer');
-  const url = (name: string, required: boolean): string | undefined => {
-    const value = fields[name];
+  const url = (name: string, required: boolean, within = fields, label = name): string | undefined => {
+    const value = within[name];
     if (value === undefined && !required) return undefined;
-    if (typeof value !== 'string') throw new Error(`the metadata has no usable ${name}`);
+    if (typeof value !== 'string') throw new Error(`the metadata has no usable ${label}`);
     const problem = upstreamUrlProblem(value, allowInsecure);
-    if (problem !== undefined) throw new Error(`${name} ${problem}`);
+    if (problem !== undefined) throw new Error(`${label} ${problem}`);
     return value;
   };
   const methods = fields['token_endpoint_auth_methods_supported'];
+  const aliases = fields['mtls_endpoint_aliases'];
+  const aliasFields = typeof aliases === 'object' && aliases !== null && !Array.isArray(aliases) ? (aliases as Record<string, unknown>) : {};
+  const alias = (name: string): string | undefined => url(name, false, aliasFields, `mtls_endpoint_aliases.${name}`);
+  const tokenAlias = alias('token_endpoint');
+  const revocationAlias = alias('revocation_endpoint');
   return {
     tokenEndpoint: url('token_endpoint', true)!,
     revocationEndpoint: url('revocation_endpoint', false),
     authMethods: Array.isArray(methods) ? methods.filter((m): m is string => typeof m === 'string') : undefined,
+    mtlsAliases: { ...(tokenAlias === undefined ? {} : { tokenEndpoint: tokenAlias }), ...(revocationAlias === undefined ? {} : { revocationEndpoint: revocationAlias }) },
   };
 }
 
 const withoutTrailingSlash = (value: string): string => value.replace(/\/$/, '');
 
-/** RFC 8414 §2: without the list, client_secret_basic is the default; with it, post is preferred as without discovery. */
-function chooseClientAuth(secret: string | undefined, supported: readonly string[] | undefined): ClientAuthMethod {
-  if (secret === undefined) return 'none';
-  if (supported === undefined) return 'client_secret_basic';
-  if (supported.includes('client_secret_post')) return 'client_secret_post';
-  if (supported.includes('client_secret_basic')) return 'client_secret_basic';
-  return 'client_secret_post';
+/** A `clientAuth` option must be one the upstream lists, when it lists any. */
+function checkListed(method: ClientAuthMethod, supported: readonly string[] | undefined): ClientAuthMethod {
+  if (supported === undefined || supported.includes(method)) return method;
+  throw new Error(`clientAuth "${method}" is not in the metadata's token_endpoint_auth_methods_supported (${supported.join(', ')})`);
+}
+
+/**
+ * Without `clientAuth`: the strongest configured method that the metadata lists (key, then certificate, then
+ * secret, post before basic as without discovery). Without the list, RFC 8414 §2's default for a secret
+ * (client_secret_basic), and the strongest configured method otherwise.
+ */
+function chooseClientAuth(client: ClientCredentials, supported: readonly string[] | undefined): ClientAuthMethod {
+  const configured: ClientAuthMethod[] = [];
+  if (client.assertionKey !== undefined) configured.push('private_key_jwt');
+  if (client.certificate) configured.push('tls_client_auth', 'self_signed_tls_client_auth');
+  if (client.secret !== undefined) configured.push(supported === undefined ? 'client_secret_basic' : 'client_secret_post', 'client_secret_basic');
+  if (configured.length === 0) return 'none';
+  if (supported === undefined) return configured[0]!;
+  const listed = configured.find((method) => supported.includes(method));
+  if (listed !== undefined) return listed;
+  throw new Error(`none of the configured client authentication methods (${[...new Set(configured)].join(', ')}) is in the metadata's token_endpoint_auth_methods_supported (${supported.join(', ')})`);
 }

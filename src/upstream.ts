@@ -3,6 +3,7 @@ import https from 'node:https';
 import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { leanHttpAdapter } from './http-adapter.js';
 import type { Configuration } from './options.js';
+import type { TlsMaterial } from './tls-material.js';
 import { failure, failureOf, type UpstreamFailure } from './upstream-failure.js';
 
 export type { UpstreamFailure } from './upstream-failure.js';
@@ -89,8 +90,8 @@ const REQUEST_HEADERS = { ...METADATA_HEADERS, 'content-type': FORM_CONTENT_TYPE
  * with a config built once, skipping axios's per-request pipeline (config merge, header objects, interceptor
  * chain), which cost more than the adapter itself.
  */
-function createDefaultTransport(timeoutMs: number): { adapter: AxiosAdapter; base: Readonly<Partial<InternalAxiosRequestConfig>>; release: () => void } {
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+function createDefaultTransport(timeoutMs: number, tls: TlsMaterial | undefined): { adapter: AxiosAdapter; base: Readonly<Partial<InternalAxiosRequestConfig>>; release: () => void } {
+  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true, ...tlsAgentOptions(tls) }) };
   return {
     adapter: leanHttpAdapter(agents),
     base: { ...REQUEST_DEFAULTS, timeout: timeoutMs },
@@ -127,6 +128,13 @@ export interface UpstreamClient {
   readonly release: () => void;
 }
 
+/** RFC 8705: the client certificate on every https connection, and the configured CAs trusted beside the system's. */
+function tlsAgentOptions(tls: TlsMaterial | undefined): https.AgentOptions {
+  if (tls === undefined) return {};
+  const { cert, key, passphrase, ca } = tls;
+  return { cert, key, ...(passphrase === undefined ? {} : { passphrase }), ...(ca === undefined ? {} : { ca: [...ca] }) };
+}
+
 /** Builds the router's single upstream client. */
 export function createUpstream(config: Configuration): UpstreamClient {
   if (config.httpClient !== undefined) {
@@ -137,7 +145,7 @@ export function createUpstream(config: Configuration): UpstreamClient {
       release: () => undefined,
     };
   }
-  const { adapter, base, release } = createDefaultTransport(config.timeoutMs);
+  const { adapter, base, release } = createDefaultTransport(config.timeoutMs, config.tls);
   const headersFor = postHeaders();
   const direct = (request: InternalAxiosRequestConfig): Promise<UpstreamOutcome> => settle(() => adapter(request));
   return {

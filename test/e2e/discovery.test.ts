@@ -159,9 +159,9 @@ describe('client authentication picked from token_endpoint_auth_methods_supporte
     expect(used).toBe(expected);
   });
 
-  it('an explicit clientAuth wins', async () => {
-    const { issuer } = await issuerServer((origin) => ({ ...standard(origin), token_endpoint_auth_methods_supported: ['client_secret_basic'] }));
-    await refresh(app(issuer, { clientAuth: 'client_secret_post' }));
-    expect(tokenCalls()[0]!.form.get('client_secret')).toBe('disc-secret');
+  it('an explicit clientAuth wins over the choice, when the metadata lists it', async () => {
+    const { issuer } = await issuerServer((origin) => ({ ...standard(origin), token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'] }));
+    await refresh(app(issuer, { clientAuth: 'client_secret_basic' }));
+    expect(tokenCalls()[0]!.headers['authorization']).toMatch(/^Basic /);
   });
 });

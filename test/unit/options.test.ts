@@ -34,7 +34,7 @@ describe('options and the environment', () => {
     });
     expect(config.upstream.tokenUrl).toBe(TOKEN_URL);
     expect(config.upstream.revokeUrl).toBe('https://idp.example.com/oauth/revoke');
-    expect(config.client).toEqual({ id: 'env-client', secret: 'env-secret', auth: 'client_secret_post' });
+    expect(config.client).toMatchObject({ id: 'env-client', secret: 'env-secret', auth: 'client_secret_post' });
     expect(config.authKeyDigest).toBeInstanceOf(Buffer);
   });
 
@@ -92,7 +92,8 @@ describe('misconfiguration throws at once', () => {
   });
 
   it.each([
-    [{ clientAuth: 'private_key_jwt' }, 'clientAuth'],
+    [{ clientAuth: 'private_key_jwt_typo' }, 'clientAuth'],
+    [{ clientId: 'c', clientAuth: 'private_key_jwt' }, 'clientAssertionKey'],
     [{ clientSecret: 'shh-very-secret' }, 'clientId'],
     [{ clientId: 'c', clientAuth: 'client_secret_basic' }, 'clientSecret'],
     [{ clientId: 'c', clientSecret: 'shh-very-secret', clientAuth: 'none' }, 'clientAuth'],
