@@ -78,6 +78,7 @@ export async function startOidcProvider(clients: ClientMetadata[], extra: Partia
     cookies: { keys: ['ninja-auth-test-cookie-key'] },
     features: { revocation: { enabled: true }, devInteractions: { enabled: false }, ...(tls === undefined ? {} : { mTLS: mtlsFeature() }) },
     enabledJWA: { clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'] },
+    ...(tls === undefined ? {} : { clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none'] }),
     rotateRefreshToken: true,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
@@ -228,7 +229,7 @@ async function authorizationCodeFlow(issuer: string, clientId: string, scope: st
       cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
     }
     const location = res.location;
-    if (location === null) throw new Error(`the authorization flow stopped with ${res.status}: ${res.text}`);
+    if (location === null) throw new Error(`the authorization flow stopped with ${res.status}: ${res.text.replace(/<style>[^]*<\/style>/, "").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").slice(0, 400)}`);
     const next = new URL(location, url);
     if (next.href.startsWith(OIDC_REDIRECT_URI)) {
       const code = next.searchParams.get('code');
