@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { NinjaAuthConfigError } from './errors.js';
 import type { PemInput } from './types.js';
@@ -65,7 +66,7 @@ function readCa(value: unknown): PemInput[] | undefined {
   const list = Array.isArray(value) ? value : [value];
   if (list.length === 0 || !list.every(isPem)) throw new NinjaAuthConfigError('tls.ca', 'must be PEM (a string or a Buffer) or a list of them', TLS_ENV.ca);
   try {
-    tls.createSecureContext({ ca: list });
+    for (const pem of list) new X509Certificate(pem);
   } catch {
     throw new NinjaAuthConfigError('tls.ca', 'is not a readable PEM certificate', TLS_ENV.ca);
   }

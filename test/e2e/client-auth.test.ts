@@ -81,13 +81,13 @@ function keyClient(keyCase: KeyCase): KeyClient {
     kid,
     metadata: {
       ...codeClient(id, 'private_key_jwt'),
-      token_endpoint_auth_signing_alg: keyCase.alg,
+      token_endpoint_auth_signing_alg: keyCase.alg as ClientMetadata['token_endpoint_auth_signing_alg'],
       jwks: { keys: [{ ...publicJwk, ...(kid === undefined ? {} : { kid }) }] as never },
     },
   };
 }
 
-const codeClient = (id: string, method: string): ClientMetadata => ({
+const codeClient = (id: string, method: ClientMetadata['token_endpoint_auth_method']): ClientMetadata => ({
   client_id: id,
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
