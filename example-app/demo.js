@@ -1,6 +1,9 @@
 // `npm run example`: starts the embedded provider and the host app on loopback, then walks through the main
 // job as a client would: log in, refresh twice, retry after a lost reply, revoke, and see the next refresh
-// refused. REDIS_URL=redis://… npm run example uses the Redis store.
+// refused. REDIS_URL=redis://… npm run example uses the Redis store. `npm run example -- --private-key-jwt`
+// authenticates the client with a signed assertion (private_key_jwt) instead of its secret: the provider
+// holds only the public key and verifies every assertion.
+import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createProvider, DEMO_CLIENT, DEMO_USER } from './provider.js';
 
@@ -15,11 +18,22 @@ async function listen(app) {
   return { server, origin: `http://127.0.0.1:${address.port}` };
 }
 
-const provider = await listen(createProvider().app);
+const usePrivateKeyJwt = process.argv.includes('--private-key-jwt');
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const { d: _private, ...publicKey } = privateKey.export({ format: 'jwk' });
+const KEY_CLIENT = { id: 'demo-app-pkjwt', publicKey, grants: DEMO_CLIENT.grants };
+const demoProvider = createProvider({ clients: [DEMO_CLIENT, KEY_CLIENT] });
+const provider = await listen(demoProvider.app);
 process.env['NINJA_AUTH_TOKEN_URL'] = `${provider.origin}/oauth/token`;
 process.env['NINJA_AUTH_REVOKE_URL'] = `${provider.origin}/oauth/revoke`;
-process.env['NINJA_AUTH_CLIENT_ID'] = DEMO_CLIENT.id;
-process.env['NINJA_AUTH_CLIENT_SECRET'] = DEMO_CLIENT.secret;
+if (usePrivateKeyJwt) {
+  // The private key as a JWK in the environment, as a deployment would hold it (a PEM works the same way).
+  process.env['NINJA_AUTH_CLIENT_ID'] = KEY_CLIENT.id;
+  process.env['NINJA_AUTH_CLIENT_ASSERTION_KEY'] = JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid: 'demo-key-1' });
+} else {
+  process.env['NINJA_AUTH_CLIENT_ID'] = DEMO_CLIENT.id;
+  process.env['NINJA_AUTH_CLIENT_SECRET'] = DEMO_CLIENT.secret;
+}
 const { createHostApp, storeFromEnvironment } = await import('./app.js');
 const store = await storeFromEnvironment();
 const host = await listen(createHostApp(print, store.store));
@@ -42,7 +56,8 @@ const expect = (ok, what) => {
   if (!ok) failed = true;
 };
 
-print(`provider on ${provider.origin}, host app with ninja-auth on ${host.origin} (${store.description})\n`);
+print(`provider on ${provider.origin}, host app with ninja-auth on ${host.origin} (${store.description})`);
+print(`client authentication: ${usePrivateKeyJwt ? 'private_key_jwt (ES256), the provider holds only the public key' : 'client_secret_post'}\n`);
 
 print(`1. log in: POST /auth/token username=${DEMO_USER.username} password=…`);
 const login = await post('/auth/token', { username: DEMO_USER.username, password: DEMO_USER.password });
@@ -74,6 +89,12 @@ print(`\n6. refresh with the revoked token`);
 const refused = await post('/auth/refresh_token', { refresh_token: refreshToken });
 print(`  ← ${refused.status} ${refused.text}`);
 expect(refused.status === 400 && refused.json.error === 'invalid_grant', "refused with the provider's own error, passed through");
+
+if (usePrivateKeyJwt) {
+  const { tokenRequests, revokeRequests, assertionsVerified } = demoProvider.stats;
+  print(`\nthe provider verified ${assertionsVerified} assertions for ${tokenRequests + revokeRequests} requests`);
+  expect(assertionsVerified === tokenRequests + revokeRequests, 'every upstream request carried its own valid assertion');
+}
 
 await new Promise((resolve) => setTimeout(resolve, 50));
 host.server.closeAllConnections();

@@ -1,14 +1,17 @@
 // An OAuth 2.0 authorization server for the demo and the tests, built on @node-oauth/oauth2-server: the
 // password, authorization_code, client_credentials and refresh_token grants, refresh tokens that rotate and
-// are dead once used, and an RFC 7009 revocation endpoint. Everything is kept in memory.
-import { randomBytes } from 'node:crypto';
+// are dead once used, and an RFC 7009 revocation endpoint. Everything is kept in memory. A client registered
+// with a `publicKey` authenticates with private_key_jwt (RFC 7523) instead of a secret.
+import { createPublicKey, randomBytes } from 'node:crypto';
 import express from 'express';
+import { decodeJwt, jwtVerify } from 'jose';
 import OAuth2Server from '@node-oauth/oauth2-server';
 
 const { Request, Response } = OAuth2Server;
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /**
- * @typedef {{ id: string, secret?: string, grants: string[], redirectUris?: string[] }} ProviderClient
+ * @typedef {{ id: string, secret?: string, publicKey?: import('node:crypto').JsonWebKey, grants: string[], redirectUris?: string[] }} ProviderClient
  * @typedef {{ username: string, password: string }} ProviderUser
  * @typedef {{ clients?: ProviderClient[], users?: ProviderUser[], accessTokenLifetime?: number }} ProviderOptions
  */
@@ -18,12 +21,13 @@ export const DEMO_USER = { username: 'alice', password: 'correct horse battery s
 
 /** @param {ProviderOptions} [options] */
 export function createProvider(options = {}) {
-  const clients = options.clients ?? [DEMO_CLIENT];
+  /** @type {ProviderClient[]} */ const clients = options.clients ?? [DEMO_CLIENT];
   const users = options.users ?? [DEMO_USER];
   /** @type {Map<string, any>} */ const accessTokens = new Map();
   /** @type {Map<string, any>} */ const refreshTokens = new Map();
   /** @type {Map<string, any>} */ const codes = new Map();
-  const stats = { tokenRequests: 0, revokeRequests: 0 };
+  const stats = { tokenRequests: 0, revokeRequests: 0, assertionsVerified: 0 };
+  /** @type {Set<string>} */ const usedJtis = new Set();
   const opaque = () => randomBytes(24).toString('base64url');
 
   const findClient = (/** @type {string} */ id, /** @type {string | null | undefined} */ secret) => {
@@ -69,6 +73,47 @@ export function createProvider(options = {}) {
     allowEmptyState: true,
     requireClientAuthentication: { password: true, refresh_token: true, authorization_code: true },
   });
+  // For requests whose client the assertion has already authenticated.
+  const assertedServer = new OAuth2Server({
+    model,
+    accessTokenLifetime: options.accessTokenLifetime ?? 3600,
+    allowEmptyState: true,
+    requireClientAuthentication: { password: false, refresh_token: false, authorization_code: false, client_credentials: false },
+  });
+
+  /**
+   * private_key_jwt: the client's id when the request carries a valid assertion (signed with the client's
+   * registered key, iss = sub = client id, aud = this endpoint, at most 60 s to live, a jti not seen before);
+   * `undefined` when it carries none; throws when it carries a bad one.
+   * @param {import('express').Request} req
+   */
+  const assertedClient = async (req) => {
+    const assertion = req.body?.client_assertion;
+    if (assertion === undefined) return undefined;
+    const fail = () => Object.assign(new Error('client assertion rejected'), { name: 'invalid_client', code: 401 });
+    if (req.body.client_assertion_type !== JWT_BEARER || typeof assertion !== 'string') throw fail();
+    let id;
+    try {
+      id = req.body.client_id ?? decodeJwt(assertion).sub;
+    } catch {
+      throw fail();
+    }
+    const client = clients.find((c) => c.id === id && c.publicKey !== undefined);
+    if (client?.publicKey === undefined) throw fail();
+    const audience = `${req.protocol}://${req.get('host')}${req.path}`;
+    try {
+      const { payload } = await jwtVerify(assertion, createPublicKey({ key: client.publicKey, format: 'jwk' }), {
+        issuer: client.id, subject: client.id, audience, maxTokenAge: 60, requiredClaims: ['jti', 'iat', 'exp'],
+      });
+      const jti = String(payload.jti);
+      if (usedJtis.has(jti) || Number(payload.exp) - Number(payload.iat) > 60) throw fail();
+      usedJtis.add(jti);
+    } catch {
+      throw fail();
+    }
+    stats.assertionsVerified++;
+    return client.id;
+  };
 
   const app = express();
   app.disable('x-powered-by');
@@ -78,7 +123,8 @@ export function createProvider(options = {}) {
     stats.tokenRequests++;
     const response = new Response(res);
     try {
-      await server.token(new Request(req), response, { alwaysIssueNewRefreshToken: true });
+      const asserted = await assertedClient(req);
+      await (asserted === undefined ? server : assertedServer).token(new Request(req), response, { alwaysIssueNewRefreshToken: true });
     } catch (error) {
       sendOAuthError(res, response, error);
       return;
@@ -104,8 +150,16 @@ export function createProvider(options = {}) {
   // RFC 7009: the client authenticates; an unknown token is not an error.
   app.post('/oauth/revoke', async (req, res) => {
     stats.revokeRequests++;
-    const [id, secret] = clientCredentials(req);
-    if (id === undefined || !findClient(id, secret ?? null)) {
+    let asserted;
+    try {
+      asserted = await assertedClient(req);
+    } catch (error) {
+      sendOAuthError(res, new Response(res), error);
+      return;
+    }
+    const [id, secret] = asserted === undefined ? clientCredentials(req) : [asserted, undefined];
+    const needsAssertion = clients.find((c) => c.id === id)?.publicKey !== undefined;
+    if (id === undefined || (asserted === undefined && (needsAssertion || !findClient(id, secret ?? null)))) {
       res.status(401).set('www-authenticate', 'Basic realm="demo"').json({ error: 'invalid_client', error_description: 'client authentication failed' });
       return;
     }

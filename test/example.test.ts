@@ -11,9 +11,9 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function demo(env: Record<string, string> = {}): Promise<string> {
+async function demo(env: Record<string, string> = {}, args: string[] = []): Promise<string> {
   const { REDIS_URL: _ignored, ...inherited } = process.env;
-  const { stdout } = await promisify(execFile)(process.execPath, ['example-app/demo.js'], { encoding: 'utf8', env: { ...inherited, ...env } });
+  const { stdout } = await promisify(execFile)(process.execPath, ['example-app/demo.js', ...args], { encoding: 'utf8', env: { ...inherited, ...env } });
   return stdout;
 }
 
@@ -30,6 +30,13 @@ describe('example-app', () => {
   it('the demo runs the main job end to end against the built package and exits 0', async () => {
     const stdout = await demo();
     expect(stdout).toContain('(memory store)');
+    expectMainJob(stdout);
+  });
+
+  it('with --private-key-jwt the client authenticates with assertions the provider verifies, one per request', async () => {
+    const stdout = await demo({}, ['--private-key-jwt']);
+    expect(stdout).toContain('client authentication: private_key_jwt (ES256)');
+    expect(stdout).toContain('the provider verified 5 assertions for 5 requests');
     expectMainJob(stdout);
   });
 
