@@ -49,6 +49,30 @@ describe('the packed package', () => {
     expect(JSON.parse(run(process.execPath, ['cjs.cjs']))).toEqual(['function', true, true]);
   });
 
+  // jose is loaded by both builds: its own CommonJS build under require(), its ESM build under import.
+  it.each([
+    ['CommonJS', 'assert.cjs', "const { ninjaAuth } = require('ninja-auth'); const express = require('express'); const http = require('node:http'); const { generateKeyPairSync } = require('node:crypto');"],
+    ['ESM', 'assert.mjs', "import { ninjaAuth } from 'ninja-auth'; import express from 'express'; import http from 'node:http'; import { generateKeyPairSync } from 'node:crypto';"],
+  ])('private_key_jwt signs its assertions from the %s build', (_build, file, imports) => {
+    writeFileSync(path.join(scratch, file), `${imports}
+      const seen = [];
+      const upstream = http.createServer((req, res) => {
+        let body = ''; req.on('data', (c) => (body += c));
+        req.on('end', () => { seen.push(new URLSearchParams(body)); res.writeHead(200, { 'content-type': 'application/json' }).end('{}'); });
+      }).listen(0, '127.0.0.1', () => {
+        const tokenUrl = 'http://127.0.0.1:' + upstream.address().port + '/token';
+        const clientAssertionKey = generateKeyPairSync('ed25519').privateKey;
+        const app = express().use(ninjaAuth({ upstream: { tokenUrl }, clientId: 'c', clientAssertionKey }));
+        const host = app.listen(0, '127.0.0.1', async () => {
+          await fetch('http://127.0.0.1:' + host.address().port + '/auth/refresh_token', { method: 'POST', headers: { authorization: 'Bearer rt' } });
+          const [header, payload] = seen[0].get('client_assertion').split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+          console.log(JSON.stringify([header.alg, payload.aud === tokenUrl, payload.iss]));
+          host.closeAllConnections(); host.close(); upstream.close();
+        });
+      });`);
+    expect(JSON.parse(run(process.execPath, [file]))).toEqual(['EdDSA', true, 'c']);
+  });
+
   it.each(['NodeNext', 'Bundler'])('a strict TypeScript consumer with %s resolution', (resolution) => {
     mkdirSync(path.join(scratch, 'src'), { recursive: true });
     writeFileSync(path.join(scratch, 'src/app.ts'), `
