@@ -1,5 +1,6 @@
 import type { AxiosInstance } from 'axios';
 import { type AssertionKey, ASSERTION_KEY_ENV, readAssertionKey, secretAssertionKey } from './client-assertion.js';
+import { MTLS_METHODS } from './client-auth.js';
 import { sha256Bytes } from './digest.js';
 import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
@@ -191,7 +192,7 @@ function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean, t
   const alg = optionalString(options.clientAssertionAlg, 'clientAssertionAlg');
   const kid = optionalString(options.clientAssertionKid, 'clientAssertionKid');
   const assertionKey = keyValue === undefined ? undefined : readAssertionKey(keyValue, explicit === 'client_secret_jwt' ? undefined : alg, kid);
-  const certificate = transport.tls || (transport.ownClient && explicit !== undefined && MTLS.includes(explicit));
+  const certificate = transport.tls || (transport.ownClient && explicit !== undefined && MTLS_METHODS.has(explicit));
 
   if (explicit === 'client_secret_jwt' && secret === undefined) {
     throw new NinjaAuthConfigError('clientSecret', 'is required with clientAuth "client_secret_jwt": the assertion is signed with it', ENV.clientSecret);
@@ -216,11 +217,16 @@ function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean, t
   }
   requireCredentials(explicit, { id, secret, assertionKey, certificate });
 
-  const auth = explicit ?? (discovered ? undefined : assertionKey !== undefined ? 'private_key_jwt' : certificate ? 'tls_client_auth' : secret !== undefined ? 'client_secret_post' : 'none');
+  const auth = explicit ?? (discovered ? undefined : defaultMethod(assertionKey !== undefined, certificate, secret !== undefined));
   return { id, secret, auth, assertionKey, secretAssertionKey: secretAssertion, certificate };
 }
 
-const MTLS: readonly ClientAuthMethod[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
+/** Without discovery and without `clientAuth`: the strongest credential configured. */
+function defaultMethod(hasKey: boolean, hasCertificate: boolean, hasSecret: boolean): ClientAuthMethod {
+  if (hasKey) return 'private_key_jwt';
+  if (hasCertificate) return 'tls_client_auth';
+  return hasSecret ? 'client_secret_post' : 'none';
+}
 
 /** An explicit method must have what it authenticates with. */
 function requireCredentials(
@@ -235,7 +241,7 @@ function requireCredentials(
   if (method === 'private_key_jwt' && has.assertionKey === undefined) {
     throw new NinjaAuthConfigError('clientAssertionKey', 'is required with clientAuth "private_key_jwt": the private key whose public key the provider has', ENV.clientAssertionKey);
   }
-  if (MTLS.includes(method) && !has.certificate) {
+  if (MTLS_METHODS.has(method) && !has.certificate) {
     throw new NinjaAuthConfigError('tls', `is required with clientAuth "${method}": { cert, key } of the client certificate`, TLS_ENV.cert);
   }
 }
