@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,9 @@ export function testPki(): TestPki {
 export const CLIENT_SUBJECT_DN = 'CN=ninja-auth-mtls-client,O=ninja-auth tests';
 
 function makePki(): TestPki {
+  if (spawnSync('openssl', ['version'], { stdio: 'ignore' }).status !== 0) {
+    throw new Error('the mTLS tests make their certificates with the openssl CLI: install it (apt-get install openssl)');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'ninja-auth-pki-'));
   const openssl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
