@@ -1,10 +1,10 @@
-import { createPrivateKey, type JsonWebKey, KeyObject, randomUUID } from 'node:crypto';
+import { createPrivateKey, createSecretKey, type JsonWebKey, KeyObject, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { NinjaAuthConfigError } from './errors.js';
 
 /** What signs the client assertions: a private key or the client secret, its JWS algorithm and `kid`. */
 export interface AssertionKey {
-  readonly key: KeyObject | Uint8Array;
+  readonly key: KeyObject;
   readonly alg: string;
   readonly kid: string | undefined;
 }
@@ -45,7 +45,7 @@ export function secretAssertionKey(secret: string, alg: string | undefined, kid:
   if (!HMAC_ALGS.includes(chosen)) {
     throw problem(`is "${chosen}", but client_secret_jwt signs with the client secret: use ${HMAC_ALGS.map((a) => `"${a}"`).join(', ')}`, 'clientAssertionAlg');
   }
-  return { key: new TextEncoder().encode(secret), alg: chosen, kid };
+  return { key: createSecretKey(Buffer.from(secret, 'utf8')), alg: chosen, kid };
 }
 
 /**
