@@ -10,3 +10,5 @@ export const hooksLog = root.extend('hooks');
 export const storeLog = root.extend('store');
 /** OIDC / RFC 8414 discovery of the upstream's endpoints. */
 export const discoveryLog = root.extend('discovery');
+/** Whether OpenTelemetry was found and where the router's metrics and spans go. */
+export const telemetryLog = root.extend('telemetry');

@@ -8,7 +8,7 @@ import type { Plan, Planner } from './endpoints/plan.js';
 import { Refusal, sendRefusal } from './errors.js';
 import { type Exchange, hookCallsFor, tokenSetOf } from './events.js';
 import { type HookRunner, hookRunner } from './hooks.js';
-import { type Instrumentation, NO_INSTRUMENTATION, type RequestTrace } from './instrumentation.js';
+import type { Instrumentation, RequestTrace } from './instrumentation.js';
 import { Lifecycle } from './lifecycle.js';
 import { proxyLog } from './log.js';
 import { type Configuration, parseOptions } from './options.js';
@@ -19,6 +19,8 @@ import { type RefreshResult, type RotationGuard, rotationGuard } from './rotatio
 import type { EndpointName, NinjaAuthOptions, NinjaAuthRouter } from './types.js';
 import { createUpstream, type Upstream, type UpstreamCall, type UpstreamOutcome } from './upstream.js';
 import { type SiteResolver, siteResolver } from './upstream-site.js';
+import { observedUpstream } from './telemetry/observed-upstream.js';
+import { telemetryInstrumentation } from './telemetry/telemetry.js';
 
 /**
  * Builds the router. Options override the `NINJA_AUTH_*` environment variables; anything missing, malformed
@@ -26,8 +28,8 @@ import { type SiteResolver, siteResolver } from './upstream-site.js';
  */
 export function ninjaAuth(options?: NinjaAuthOptions): NinjaAuthRouter {
   const config = parseOptions(options);
-  const instrumentation = NO_INSTRUMENTATION;
-  const upstream = createUpstream(config);
+  const instrumentation = telemetryInstrumentation(config.telemetry);
+  const upstream = observedUpstream(createUpstream(config), instrumentation);
   const lifecycle = new Lifecycle();
   const services: Services = {
     config,
@@ -94,7 +96,7 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();
-    const call = await site.authenticate(url, plan.form);
+    const call = { ...(await site.authenticate(url, plan.form)), endpoint: name };
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
   } catch (error) {
@@ -155,6 +157,7 @@ function answeredRecord(exchange: Exchange, result: RefreshResult, durationMs: n
     isRefresh: exchange.presentedRefreshToken !== undefined,
     exchange,
     upstream: outcome,
+    upstreamUrl: call.url,
     refusal: undefined,
     source,
     reuse,
@@ -172,6 +175,7 @@ function refusedRecord(endpoint: EndpointName, requestId: string, exchange: Exch
     isRefresh: false,
     exchange,
     upstream: undefined,
+    upstreamUrl: undefined,
     refusal,
     source: undefined,
     reuse: undefined,

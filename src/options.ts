@@ -5,7 +5,7 @@ import { sha256Bytes } from './digest.js';
 import { NinjaAuthConfigError } from './errors.js';
 import { MemoryStore } from './stores/memory-store.js';
 import { envPem, TLS_ENV, type TlsMaterial, readTlsOptions } from './tls-material.js';
-import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore, UpstreamOptions } from './types.js';
+import type { ClientAuthMethod, NinjaAuthHooks, NinjaAuthOptions, NinjaAuthStore, TelemetryMeterProvider, TelemetryOptions, TelemetryTracerProvider, UpstreamOptions } from './types.js';
 
 const DEFAULT_GRANT_TYPES = ['password', 'authorization_code', 'client_credentials', 'refresh_token'];
 
@@ -27,14 +27,16 @@ const OPTION_KEYS: KeysEnum<NinjaAuthOptions> = {
   grantTypes: true, authKey: true, allowUsernames: true, timeoutMs: true, maxBodyBytes: true, awaitHooks: true,
   hookTimeoutMs: true, hooks: true, httpClient: true, allowInsecureUpstream: true, coalesce: true,
   reuseGraceMs: true, reuseDetectionMs: true, store: true, storeTimeoutMs: true, clientAssertionKey: true,
-  clientAssertionAlg: true, clientAssertionKid: true, tls: true,
+  clientAssertionAlg: true, clientAssertionKid: true, tls: true, telemetry: true,
 };
 const UPSTREAM_KEYS: KeysEnum<UpstreamOptions> = { tokenUrl: true, revokeUrl: true, issuer: true };
 const HOOK_KEYS: KeysEnum<NinjaAuthHooks> = {
   onTokenIssued: true, onRotation: true, onRevoke: true, onUpstreamError: true, onReuseDetected: true,
   onHookError: true, onStoreError: true,
 };
+const TELEMETRY_KEYS: KeysEnum<TelemetryOptions> = { meterProvider: true, tracerProvider: true };
 const OPTION_NAMES = Object.keys(OPTION_KEYS);
+const TELEMETRY_NAMES = Object.keys(TELEMETRY_KEYS);
 const UPSTREAM_NAMES = Object.keys(UPSTREAM_KEYS);
 const HOOK_NAMES = Object.keys(HOOK_KEYS);
 const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
@@ -98,7 +100,14 @@ export interface Configuration {
   readonly rotation: RotationSettings;
   /** Values that must never appear in a log line. */
   readonly secrets: readonly string[];
+  readonly telemetry: TelemetrySettings;
 }
+
+/** `false`: no telemetry at all. Otherwise the providers given; `undefined` ones are the global ones. */
+export type TelemetrySettings = false | {
+  readonly meterProvider: TelemetryMeterProvider | undefined;
+  readonly tracerProvider: TelemetryTracerProvider | undefined;
+};
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -155,6 +164,27 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
     tls,
     rotation: parseRotation(options),
     secrets: [client.secret, authKey].filter((s): s is string => s !== undefined),
+    telemetry: parseTelemetry(options.telemetry),
+  };
+}
+
+function parseTelemetry(value: unknown): TelemetrySettings {
+  if (value === false) return false;
+  if (value === undefined) return { meterProvider: undefined, tracerProvider: undefined };
+  if (!isPlainObject(value)) {
+    throw new NinjaAuthConfigError('telemetry', 'must be false or an object, e.g. { meterProvider, tracerProvider } (leave it out to use the global OpenTelemetry providers)');
+  }
+  rejectUnknownKeys(value, TELEMETRY_NAMES, 'telemetry.');
+  const provider = (name: string, method: string): unknown => {
+    const found = value[name];
+    if (found !== undefined && typeof (found as Record<string, unknown> | null)?.[method] !== 'function') {
+      throw new NinjaAuthConfigError(`telemetry.${name}`, `must be an OpenTelemetry ${name === 'meterProvider' ? 'MeterProvider' : 'TracerProvider'} (an object with ${method}())`);
+    }
+    return found;
+  };
+  return {
+    meterProvider: provider('meterProvider', 'getMeter') as TelemetryMeterProvider | undefined,
+    tracerProvider: provider('tracerProvider', 'getTracer') as TelemetryTracerProvider | undefined,
   };
 }
 

@@ -29,6 +29,8 @@ export interface RequestRecord {
   readonly exchange: Exchange | undefined;
   /** The upstream's answer or why there was none; `undefined` when the router refused the request. */
   readonly upstream: UpstreamOutcome | undefined;
+  /** Where the request went upstream (or would have, when the guard answered it); `undefined` when refused. */
+  readonly upstreamUrl: string | undefined;
   readonly refusal: Refusal | undefined;
   readonly source: ReplySource | undefined;
   readonly reuse: ReuseSighting | undefined;
@@ -53,7 +55,10 @@ export function outcomeOf(exchange: Exchange, upstream: UpstreamOutcome, source:
   return exchange.endpoint === 'revoke_token' ? 'revoked' : 'issued';
 }
 
-/** A request the router answered itself: its own 4xx or 503 is `refused`; a bug's 500 counts as `failed`. */
+/**
+ * A request the router answered itself: its own 4xx, 501 (no revocation endpoint) or 503 is `refused`; a failed
+ * discovery's 502 and a bug's 500 count as `failed`.
+ */
 export function refusalOutcome(refusal: Refusal): RequestOutcome {
-  return refusal.status >= 500 && refusal.status !== 503 ? 'failed' : 'refused';
+  return refusal.status >= 500 && refusal.status !== 501 && refusal.status !== 503 ? 'failed' : 'refused';
 }

@@ -114,6 +114,31 @@ export interface NinjaAuthOptions {
   store?: NinjaAuthStore;
   /** A refresh never waits on one store operation longer than this; past it the store is bypassed. Defaults to `500` ms. */
   storeTimeoutMs?: number;
+  /**
+   * Where metrics and spans go: `false` records nothing and loads nothing. Defaults to the global providers of
+   * `@opentelemetry/api` when it is installed, else off.
+   */
+  telemetry?: false | TelemetryOptions | undefined;
+}
+
+/**
+ * An OpenTelemetry `MeterProvider`, such as the SDK's. Typed by shape, so these declarations need no
+ * `@opentelemetry/api` where it is not installed.
+ */
+export interface TelemetryMeterProvider {
+  getMeter(name: string, version?: string): object;
+}
+
+/** An OpenTelemetry `TracerProvider`, such as the SDK's `BasicTracerProvider` or `NodeTracerProvider`. */
+export interface TelemetryTracerProvider {
+  getTracer(name: string, version?: string): object;
+}
+
+export interface TelemetryOptions {
+  /** Defaults to the global one (`metrics.getMeterProvider()`), followed if the app registers another later. */
+  meterProvider?: TelemetryMeterProvider | undefined;
+  /** Defaults to the global one (`trace.getTracerProvider()`). */
+  tracerProvider?: TelemetryTracerProvider | undefined;
 }
 
 /** The tokens found in a 2xx upstream JSON body, under camel-case names. */

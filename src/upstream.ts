@@ -4,6 +4,7 @@ import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestC
 import { leanHttpAdapter } from './http-adapter.js';
 import type { Configuration } from './options.js';
 import type { TlsMaterial } from './tls-material.js';
+import type { EndpointName } from './types.js';
 import { failure, failureOf, type UpstreamFailure } from './upstream-failure.js';
 
 export type { UpstreamFailure } from './upstream-failure.js';
@@ -17,6 +18,8 @@ export interface UpstreamCall {
   readonly form: URLSearchParams;
   /** `Basic …` under client_secret_basic. */
   readonly authorization?: string;
+  /** The router endpoint whose request this is, for telemetry's `ninja_auth.endpoint`. */
+  readonly endpoint?: EndpointName;
 }
 
 /** The upstream answered HTTP: everything the caller will get, exactly as received. */
