@@ -2,7 +2,8 @@
 // job as a client would: log in, refresh twice, retry after a lost reply, revoke, and see the next refresh
 // refused. REDIS_URL=redis://… npm run example uses the Redis store. `npm run example -- --private-key-jwt`
 // authenticates the client with a signed assertion (private_key_jwt) instead of its secret: the provider
-// holds only the public key and verifies every assertion.
+// holds only the public key and verifies every assertion. It ends by reading ninja-auth's refresh outcome
+// counters from the Prometheus endpoint of the host app (METRICS_PORT, any free port by default).
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createProvider, DEMO_CLIENT, DEMO_USER } from './provider.js';
@@ -34,7 +35,9 @@ if (usePrivateKeyJwt) {
   process.env['NINJA_AUTH_CLIENT_ID'] = DEMO_CLIENT.id;
   process.env['NINJA_AUTH_CLIENT_SECRET'] = DEMO_CLIENT.secret;
 }
-const { createHostApp, storeFromEnvironment } = await import('./app.js');
+process.env['METRICS_PORT'] ??= '0';
+const { createHostApp, metricsFromEnvironment, storeFromEnvironment } = await import('./app.js');
+const metricsEndpoint = await metricsFromEnvironment();
 const store = await storeFromEnvironment();
 const host = await listen(createHostApp(print, store.store));
 
@@ -94,6 +97,16 @@ if (usePrivateKeyJwt) {
   const { tokenRequests, revokeRequests, assertionsVerified } = demoProvider.stats;
   print(`\nthe provider verified ${assertionsVerified} assertions for ${tokenRequests + revokeRequests} requests`);
   expect(assertionsVerified === tokenRequests + revokeRequests, 'every upstream request carried its own valid assertion');
+}
+
+if (metricsEndpoint !== undefined) {
+  print(`\n7. the metrics: GET ${metricsEndpoint.url} (Prometheus text format), the refresh outcomes`);
+  const exposition = await (await fetch(metricsEndpoint.url)).text();
+  const outcomes = exposition.split('\n').filter((line) => line.startsWith('ninja_auth_refresh_outcomes'));
+  for (const line of outcomes) print(`  ${line}`);
+  const count = (/** @type {string} */ outcome) => Number(outcomes.find((line) => line.includes(`ninja_auth_outcome="${outcome}"`))?.split(' ').at(-1) ?? 0);
+  expect(count('rotated') === 2 && count('replayed') === 1 && count('rejected') === 1, 'two rotations, one replay and one rejected refresh counted');
+  await metricsEndpoint.close();
 }
 
 await new Promise((resolve) => setTimeout(resolve, 50));

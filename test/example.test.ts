@@ -12,7 +12,7 @@ afterAll(async () => {
 });
 
 async function demo(env: Record<string, string> = {}, args: string[] = []): Promise<string> {
-  const { REDIS_URL: _ignored, ...inherited } = process.env;
+  const { REDIS_URL: _ignored, METRICS_PORT: _alsoIgnored, ...inherited } = process.env;
   const { stdout } = await promisify(execFile)(process.execPath, ['example-app/demo.js', ...args], { encoding: 'utf8', env: { ...inherited, ...env } });
   return stdout;
 }
@@ -40,9 +40,19 @@ describe('example-app', () => {
     expectMainJob(stdout);
   });
 
-  it('with REDIS_URL it uses the Redis store', async () => {
-    const stdout = await demo({ REDIS_URL: redis.url });
+  it('the demo ends with the refresh outcome counters, read from the host app’s Prometheus endpoint', async () => {
+    const stdout = await demo();
+    const counter = (outcome: string, value: number) => new RegExp(`^  ninja_auth_refresh_outcomes_total\\{ninja_auth_outcome="${outcome}"[^}]*\\} ${value}$`, 'm');
+    expect(stdout).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect(stdout).toMatch(counter('rotated', 2));
+    expect(stdout).toMatch(counter('replayed', 1));
+    expect(stdout).toMatch(counter('rejected', 1));
+  });
+
+  it('with REDIS_URL it uses the Redis store; with METRICS_PORT empty it serves no metrics', async () => {
+    const stdout = await demo({ REDIS_URL: redis.url, METRICS_PORT: '' });
     expect(stdout).toContain(`(Redis store at ${redis.url})`);
     expectMainJob(stdout);
+    expect(stdout).not.toContain('ninja_auth_refresh_outcomes');
   });
 });
