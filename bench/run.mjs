@@ -3,7 +3,8 @@
 // taskset and two cores or more, the proxies get a core of their own and everything else shares the rest.
 // Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
 // --only=a,b (targets by kind), --compare=DIR (each ninja-auth kind also from the build in DIR, another checkout
-// with `npm run build` done: an A/B of two builds in one run). It is a benchmark, never part of npm test or CI.
+// with `npm run build` done: an A/B of two builds in one run), --telemetry (adds the three telemetry kinds: off,
+// API no-op, real SDK). It is a benchmark, never part of npm test or CI.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -48,10 +49,13 @@ const allTargets = [
   { name: 'ninja-auth (memory store)', kind: 'ninja-auth' },
   { name: 'ninja-auth (rotation safety off)', kind: 'ninja-auth-plain' },
   ...(redis ? [{ name: 'ninja-auth (Redis store)', kind: 'ninja-auth-redis' }] : []),
+  { name: 'ninja-auth (telemetry: false)', kind: 'ninja-auth-telemetry-off', optional: true },
+  { name: 'ninja-auth (OpenTelemetry API, no SDK)', kind: 'ninja-auth-telemetry-noop', optional: true },
+  { name: 'ninja-auth (OpenTelemetry SDK)', kind: 'ninja-auth-telemetry-sdk', optional: true },
 ];
 const only = args.only?.split(',');
 const compare = args.compare === undefined ? undefined : new URL(`${args.compare.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
-const targets = allTargets.filter((t) => !only || only.includes(t.kind));
+const targets = allTargets.filter((t) => (only ? only.includes(t.kind) : !t.optional || 'telemetry' in args));
 if (compare !== undefined) {
   for (const target of targets.filter((t) => t.kind.startsWith('ninja-auth'))) {
     targets.splice(targets.indexOf(target) + 1, 0, { ...target, name: `${target.name} [${args.compare}]`, from: compare });
@@ -141,6 +145,15 @@ if (plain) {
   for (const kind of ['ninja-auth', 'ninja-auth-redis']) {
     const s = byKind[kind];
     if (s) console.log(`- ${kind === 'ninja-auth' ? 'memory store' : 'Redis store'}: p50 ${ratio(s.p50 || 0.5, plain.p50 || 0.5)}, p99 ${ratio(s.p99, plain.p99)}, CPU ${ratio(s.cpu, plain.cpu)}, req/s ${ratio(s.rps, plain.rps)}`);
+  }
+}
+
+const telemetryOff = byKind['ninja-auth-telemetry-off'];
+if (telemetryOff) {
+  console.log('\nthe cost of telemetry on a refresh (as a ratio to telemetry: false):');
+  for (const kind of ['ninja-auth-telemetry-noop', 'ninja-auth-telemetry-sdk']) {
+    const s = byKind[kind];
+    if (s) console.log(`- ${kind === 'ninja-auth-telemetry-noop' ? 'API with its no-op providers' : 'the real SDK'}: CPU ${ratio(s.cpu, telemetryOff.cpu)} (${s.cpu.toFixed(0)} vs ${telemetryOff.cpu.toFixed(0)} µs), p50 ${ratio(s.p50 || 0.5, telemetryOff.p50 || 0.5)}, p99 ${ratio(s.p99, telemetryOff.p99)}, req/s ${ratio(s.rps, telemetryOff.rps)}`);
   }
 }
 

@@ -1,7 +1,11 @@
 // One proxy under test, in its own process: node bench/target.mjs <kind> <tokenUrl> [redisUrl].
 // Kinds: hpm (http-proxy-middleware), raw (node:http by hand, the floor), axios (a hand-written Express + axios passthrough), ninja-auth,
-// ninja-auth-plain (rotation safety off), ninja-auth-redis. Prints {"port"} when listening; answers the IPC
-// message 'stats' with its CPU time and peak RSS.
+// ninja-auth-plain (rotation safety off), ninja-auth-redis; and for the cost of telemetry, ninja-auth-telemetry-off
+// (telemetry: false), ninja-auth-telemetry-noop (@opentelemetry/api loaded, no SDK registered: its no-op
+// providers) and ninja-auth-telemetry-sdk (the real SDK: MeterProvider with a periodic reader, BasicTracerProvider
+// with a batch processor, both exporting to nowhere). The other ninja-auth kinds run with telemetry: false, as for
+// a team without @opentelemetry/api (this repository has it installed, as a devDependency).
+// Prints {"port"} when listening; answers the IPC message 'stats' with its CPU time and peak RSS.
 import http from 'node:http';
 import axios from 'axios';
 import express from 'express';
@@ -53,8 +57,36 @@ if (kind === 'hpm') {
       ? new RedisStore({ client: await redisClient(redisUrl) })
       : new MemoryStore();
   const rotation = kind === 'ninja-auth-plain' ? { coalesce: false, reuseGraceMs: 0, reuseDetectionMs: 0 } : {};
+  const telemetry = await telemetryFor(kind);
   let rotations = 0;
-  app.use(ninjaAuth({ upstream: { tokenUrl }, ...CLIENT, ...rotation, store, hooks: { onRotation: () => void rotations++ } }));
+  app.use(ninjaAuth({ upstream: { tokenUrl }, ...CLIENT, ...rotation, store, ...telemetry, hooks: { onRotation: () => void rotations++ } }));
+}
+
+/**
+ * The `telemetry` option: `false` but for the telemetry kinds (the API's global no-op providers, or the real SDK
+ * exporting nowhere); none at all for a --compare build older than the option.
+ */
+async function telemetryFor(kind) {
+  if (kind === 'ninja-auth-telemetry-noop') return { telemetry: {} };
+  if (kind !== 'ninja-auth-telemetry-sdk') return knowsTelemetryOption() ? { telemetry: false } : {};
+  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const nowhere = { export: (_items, done) => done({ code: 0 }), forceFlush: async () => undefined, shutdown: async () => undefined };
+  return {
+    telemetry: {
+      meterProvider: new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: nowhere, exportIntervalMillis: 10_000 })] }),
+      tracerProvider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere, { maxQueueSize: 65_536, scheduledDelayMillis: 1000 })] }),
+    },
+  };
+}
+
+function knowsTelemetryOption() {
+  try {
+    void ninjaAuth({ upstream: { tokenUrl }, telemetry: false }).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function redisClient(url) {
