@@ -131,13 +131,13 @@ class RequestSpan implements RequestTrace {
     const instruments = this.instruments();
     instruments.requestDuration.record(record.durationMs / 1000, { [ATTR.endpoint]: endpoint, [ATTR.statusCode]: status, [ATTR.outcome]: outcome });
     if (record.isRefresh) instruments.refreshOutcomes.add(1, { [ATTR.outcome]: outcome });
-    if (this.span.isRecording()) describe(this.api, this.span, record);
+    if (this.span.isRecording()) annotate(this.api, this.span, record);
     this.span.end();
   }
 }
 
 /** The span's attributes, events and status. Tokens appear only as fingerprints; no secret ever does. */
-function describe(api: OpenTelemetry, span: Span, record: RequestRecord): void {
+function annotate(api: OpenTelemetry, span: Span, record: RequestRecord): void {
   const { exchange, upstream, refusal, status } = record;
   const attributes: Attributes = {
     [ATTR.outcome]: record.outcome,
