@@ -16,11 +16,11 @@ import { type RequestRecord, outcomeOf, refusalOutcome } from './record.js';
 import { describeError } from './redact.js';
 import { requestLine } from './request-log.js';
 import { type RefreshResult, type RotationGuard, rotationGuard } from './rotation/guard.js';
+import { observedUpstream } from './telemetry/observed-upstream.js';
+import { telemetryInstrumentation } from './telemetry/telemetry.js';
 import type { EndpointName, NinjaAuthOptions, NinjaAuthRouter } from './types.js';
 import { createUpstream, type Upstream, type UpstreamCall, type UpstreamOutcome } from './upstream.js';
 import { type SiteResolver, siteResolver } from './upstream-site.js';
-import { observedUpstream } from './telemetry/observed-upstream.js';
-import { telemetryInstrumentation } from './telemetry/telemetry.js';
 
 /**
  * Builds the router. Options override the `NINJA_AUTH_*` environment variables; anything missing, malformed
