@@ -4,7 +4,7 @@ import { type Instrumentation, NO_INSTRUMENTATION, type RequestTrace, type Upstr
 import { telemetryLog } from '../log.js';
 import type { TelemetrySettings } from '../options.js';
 import type { RequestRecord } from '../record.js';
-import { fingerprint } from '../redact.js';
+import { describeError, fingerprint } from '../redact.js';
 import type { EndpointName } from '../types.js';
 import { ATTR, DURATION_BUCKETS_S, EVENTS, INSTRUMENTS, SCOPE, serverAddressOf, spanName } from './conventions.js';
 import { type OpenTelemetry, openTelemetryApi, packageVersion } from './load-api.js';
@@ -87,29 +87,51 @@ class OpenTelemetryInstrumentation implements Instrumentation {
   ) {}
 
   requestStarted(endpoint: EndpointName): RequestTrace {
-    let options = SPAN_OPTIONS.get(endpoint);
-    if (options === undefined) {
-      options = { kind: this.api.SpanKind.INTERNAL, attributes: { [ATTR.endpoint]: endpoint } };
-      SPAN_OPTIONS.set(endpoint, options);
+    try {
+      let options = SPAN_OPTIONS.get(endpoint);
+      if (options === undefined) {
+        options = { kind: this.api.SpanKind.INTERNAL, attributes: { [ATTR.endpoint]: endpoint } };
+        SPAN_OPTIONS.set(endpoint, options);
+      }
+      const parent = this.api.context.active();
+      return new RequestSpan(this.api, this.instruments, this.tracer.startSpan(spanName(endpoint), options, parent), parent);
+    } catch (error) {
+      reportFailure('starting a span', error);
+      return NO_INSTRUMENTATION.requestStarted(endpoint);
     }
-    const parent = this.api.context.active();
-    return new RequestSpan(this.api, this.instruments, this.tracer.startSpan(spanName(endpoint), options, parent), parent);
   }
 
   upstreamExchange(record: UpstreamExchangeRecord): void {
-    const attributes: Attributes = { [ATTR.endpoint]: record.endpoint, [ATTR.serverAddress]: record.serverAddress };
-    if (record.status !== undefined) attributes[ATTR.statusCode] = record.status;
-    if (record.errorType !== undefined) attributes[ATTR.errorType] = record.errorType;
-    this.instruments().upstreamDuration.record(record.durationMs / 1000, attributes);
+    try {
+      const attributes: Attributes = { [ATTR.endpoint]: record.endpoint, [ATTR.serverAddress]: record.serverAddress };
+      if (record.status !== undefined) attributes[ATTR.statusCode] = record.status;
+      if (record.errorType !== undefined) attributes[ATTR.errorType] = record.errorType;
+      this.instruments().upstreamDuration.record(record.durationMs / 1000, attributes);
+    } catch (error) {
+      reportFailure(INSTRUMENTS.upstreamDuration, error);
+    }
   }
 
   storeError(operation: string): void {
-    this.instruments().storeErrors.add(1, { [ATTR.storeOperation]: operation });
+    try {
+      this.instruments().storeErrors.add(1, { [ATTR.storeOperation]: operation });
+    } catch (error) {
+      reportFailure(INSTRUMENTS.storeErrors, error);
+    }
   }
 
   hookError(hook: string): void {
-    this.instruments().hookErrors.add(1, { [ATTR.hook]: hook });
+    try {
+      this.instruments().hookErrors.add(1, { [ATTR.hook]: hook });
+    } catch (error) {
+      reportFailure(INSTRUMENTS.hookErrors, error);
+    }
   }
+}
+
+/** A provider that throws changes nothing for the caller: the failure goes to the debug log only. */
+function reportFailure(what: string, error: unknown): void {
+  telemetryLog('%s failed: %s', what, describeError(error, []));
 }
 
 class RequestSpan implements RequestTrace {
@@ -128,11 +150,19 @@ class RequestSpan implements RequestTrace {
 
   end(record: RequestRecord): void {
     const { endpoint, status, outcome } = record;
-    const instruments = this.instruments();
-    instruments.requestDuration.record(record.durationMs / 1000, { [ATTR.endpoint]: endpoint, [ATTR.statusCode]: status, [ATTR.outcome]: outcome });
-    if (record.isRefresh) instruments.refreshOutcomes.add(1, { [ATTR.outcome]: outcome });
-    if (this.span.isRecording()) annotate(this.api, this.span, record);
-    this.span.end();
+    try {
+      const instruments = this.instruments();
+      instruments.requestDuration.record(record.durationMs / 1000, { [ATTR.endpoint]: endpoint, [ATTR.statusCode]: status, [ATTR.outcome]: outcome });
+      if (record.isRefresh) instruments.refreshOutcomes.add(1, { [ATTR.outcome]: outcome });
+    } catch (error) {
+      reportFailure(INSTRUMENTS.requestDuration, error);
+    }
+    try {
+      if (this.span.isRecording()) annotate(this.api, this.span, record);
+      this.span.end();
+    } catch (error) {
+      reportFailure('ending the span', error);
+    }
   }
 }
 

@@ -390,6 +390,23 @@ describe('which providers', () => {
   });
 });
 
+describe('a provider that throws', () => {
+  it('changes nothing for the caller', async () => {
+    const upstream = await rawUpstream((res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"at","refresh_token":"rt-2"}'));
+    closing.push(upstream);
+    const broken = () => {
+      throw new Error('exporter bug');
+    };
+    const instrument = { record: broken, add: broken };
+    const meterProvider = { getMeter: () => ({ createHistogram: () => instrument, createCounter: () => instrument }) };
+    const tracerProvider = { getTracer: () => ({ startSpan: broken }) };
+    const host = hostApp({ upstream: { tokenUrl: upstream.url }, telemetry: { meterProvider, tracerProvider }, hooks: { onRotation: broken } });
+    const replies = await Promise.all([refresh(host, 'rt-1'), request(host).get('/auth/token')]);
+    expect(replies.map((r) => r.status)).toEqual([200, 405]);
+    expect(replies[0]!.text).toBe('{"access_token":"at","refresh_token":"rt-2"}');
+  });
+});
+
 describe('the telemetry option', () => {
   const tokenUrl = 'https://idp.example.com/token';
   const problem = (telemetry: unknown): string => {
