@@ -78,6 +78,7 @@ export function reuseEventFor(exchange: Exchange, status: number, durationMs: nu
     refreshTokenFingerprint: reuse.fingerprint,
     rotatedAt: readOnlyDate(reuse.rotatedAt),
     sinceRotationMs: exchange.at.getTime() - reuse.rotatedAt.getTime(),
+    successorPresented: reuse.successorPresented,
   });
 }
 

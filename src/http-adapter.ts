@@ -1,8 +1,42 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { type AxiosAdapter, AxiosError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+
+/**
+ * How long a pooled connection may sit idle before it is dropped: below the 5 s that Node's and Apache's servers
+ * wait by default (load balancers mostly wait 60 s). A `Keep-Alive: timeout=N` hint from the upstream shortens it
+ * to N - 1 s (Node's agent reads the hint itself, and does not reuse the connection at all for N ≤ 1).
+ */
+export const IDLE_CONNECTION_MS = 4000;
+
+/** The transport's connections: keep-alive pools, and fresh-connection agents for the one retry. */
+export interface UpstreamAgents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+  /** Never reuse a connection: a retry must not land on another stale one. Same TLS options as `https`. */
+  readonly fresh: { readonly http: http.Agent; readonly https: https.Agent };
+  /** Closes every pooled connection, idle or not; for shutdown. */
+  destroy(): void;
+}
+
+/** The agents of the default client; `tls` (client certificate, CAs) applies to every https connection. */
+export function upstreamAgents(tls: https.AgentOptions = {}): UpstreamAgents {
+  const pooled = { keepAlive: true, timeout: IDLE_CONNECTION_MS };
+  const agents = {
+    http: new http.Agent(pooled),
+    https: new https.Agent({ ...tls, ...pooled }),
+    fresh: { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ ...tls, keepAlive: false }) },
+  };
+  return {
+    ...agents,
+    destroy: () => {
+      for (const agent of [agents.http, agents.https, agents.fresh.http, agents.fresh.https]) agent.destroy();
+    },
+  };
+}
 
 /**
  * The transport of the default axios instance: one node:http request on a keep-alive agent, the body
@@ -10,7 +44,7 @@ import { type AxiosAdapter, AxiosError, type AxiosResponse, type InternalAxiosRe
  * lookup from the environment, progress events, a keep-alive call on every socket), none of which a token
  * request needs, and which cost more than the proxying itself. Callers who need any of it pass `httpClient`.
  */
-export function leanHttpAdapter(agents: { readonly http: http.Agent; readonly https: https.Agent }): AxiosAdapter {
+export function leanHttpAdapter(agents: UpstreamAgents): AxiosAdapter {
   const targets = new Map<string, Target>();
   // Keyed by what the request names, so a known URL costs a lookup, not a parse.
   const targetOf = (config: InternalAxiosRequestConfig): Target => {
@@ -28,9 +62,11 @@ export function leanHttpAdapter(agents: { readonly http: http.Agent; readonly ht
 interface Target {
   readonly transport: typeof http | typeof https;
   readonly options: http.RequestOptions;
+  /** Where the retry goes: a new connection, never a pooled one. */
+  readonly fresh: http.Agent;
 }
 
-function parseTarget(href: string, agents: { readonly http: http.Agent; readonly https: https.Agent }): Target {
+function parseTarget(href: string, agents: UpstreamAgents): Target {
   const url = new URL(href);
   const secure = url.protocol === 'https:';
   return {
@@ -42,6 +78,7 @@ function parseTarget(href: string, agents: { readonly http: http.Agent; readonly
       path: `${url.pathname}${url.search}`,
       agent: secure ? agents.https : agents.http,
     },
+    fresh: secure ? agents.fresh.https : agents.fresh.http,
   };
 }
 
@@ -52,16 +89,23 @@ const DECODERS: Readonly<Record<string, () => zlib.Gunzip | zlib.Inflate | zlib.
   br: () => zlib.createBrotliDecompress(),
 };
 
+/**
+ * The errors of a connection that the upstream had already closed: what a pooled connection that timed out
+ * on the upstream's side gives a request written onto it.
+ */
+const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
+
 function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<AxiosResponse> {
   return new Promise((resolve, reject) => {
     const body = requestBody(config.data);
     const headers = outgoingHeaders(config);
     if (body !== undefined) headers['content-length'] = String(body.length);
-    const req = target.transport.request({ ...target.options, method: (config.method ?? 'get').toUpperCase(), headers });
+    const method = (config.method ?? 'get').toUpperCase();
     const signal = config.signal as AbortSignal | undefined;
+    let current: http.ClientRequest | undefined;
     let settled = false;
     let deadline: NodeJS.Timeout | undefined;
-    const onAbort = (): void => fail(new AxiosError('canceled', AxiosError.ERR_CANCELED, config, req));
+    const onAbort = (): void => fail(new AxiosError('canceled', AxiosError.ERR_CANCELED, config, current));
     const finish = (): boolean => {
       if (settled) return false;
       settled = true;
@@ -71,21 +115,42 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
     };
     function fail(error: AxiosError): void {
       if (!finish()) return;
-      req.destroy();
+      current?.destroy();
       reject(error);
     }
 
-    if (signal?.aborted) {
-      onAbort();
-      return;
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    // Here `timeout` bounds the whole exchange, body included, not only a silent socket.
-    if (config.timeout) {
-      deadline = setTimeout(() => fail(new AxiosError(`timeout of ${config.timeout}ms exceeded`, AxiosError.ECONNABORTED, config, req)), config.timeout);
-    }
-    req.on('error', (error: NodeJS.ErrnoException) => fail(AxiosError.from(error, error.code, config, req)));
-    req.on('response', (res) => {
+    /**
+     * One attempt. On a pooled connection, a failure before any byte of a response came back means the
+     * upstream had closed the connection while it sat idle: the request is sent once more, on a new connection.
+     * Once a byte has come back, or on a new connection, a failure is final: the upstream may have seen it.
+     */
+    const send = (agent: http.Agent, mayRetry: boolean): void => {
+      const req = target.transport.request({ ...target.options, agent, method, headers });
+      current = req;
+      let socket: Socket | undefined;
+      let bytesReadBefore = 0;
+      let responded = false;
+      req.on('socket', (assigned) => {
+        socket = assigned;
+        bytesReadBefore = assigned.bytesRead;
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (settled) return;
+        const unanswered = !responded && socket !== undefined && socket.bytesRead === bytesReadBefore;
+        if (mayRetry && req.reusedSocket && unanswered && STALE_CONNECTION_ERRORS.has(error.code ?? '')) {
+          send(target.fresh, false);
+          return;
+        }
+        fail(AxiosError.from(error, error.code, config, req));
+      });
+      req.on('response', (res) => {
+        responded = true;
+        receive(req, res);
+      });
+      req.end(body);
+    };
+
+    const receive = (req: http.ClientRequest, res: http.IncomingMessage): void => {
       const responseHeaders: Record<string, string | string[] | undefined> = { ...res.headers };
       let stream: Readable = res;
       const decode = config.decompress === false ? undefined : DECODERS[String(res.headers['content-encoding']).toLowerCase()];
@@ -130,8 +195,18 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
           reject(new AxiosError(`Request failed with status code ${response.status}`, code, config, req, response));
         }
       });
-    });
-    req.end(body);
+    };
+
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // Here `timeout` bounds the whole exchange, body included, retry included, not only a silent socket.
+    if (config.timeout) {
+      deadline = setTimeout(() => fail(new AxiosError(`timeout of ${config.timeout}ms exceeded`, AxiosError.ECONNABORTED, config, current)), config.timeout);
+    }
+    send(target.options.agent as http.Agent, true);
   });
 }
 

@@ -61,6 +61,7 @@ export function ninjaAuth(options?: NinjaAuthOptions): NinjaAuthRouter {
   router.close = () =>
     lifecycle.close(config.timeoutMs + config.hookTimeoutMs, () => {
       upstream.release();
+      services.guard.dispose();
       if (config.rotation.ownStore) void config.rotation.store.shutdown?.();
     });
   return router;

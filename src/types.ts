@@ -209,6 +209,12 @@ export interface ReuseDetectedEvent extends BaseEvent {
   refreshTokenFingerprint: string;
   rotatedAt: Date;
   sinceRotationMs: number;
+  /**
+   * Whether the token that replaced this one has been presented since. `false` most often means a client that
+   * lost the reply and retried after the window; `true` means the old token is being used beside a live
+   * successor: a stale copy in another client, or a stolen token.
+   */
+  successorPresented: boolean;
 }
 
 export type NinjaAuthEvent =

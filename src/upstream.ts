@@ -1,7 +1,6 @@
-import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
-import { leanHttpAdapter } from './http-adapter.js';
+import { leanHttpAdapter, upstreamAgents } from './http-adapter.js';
 import type { Configuration } from './options.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { EndpointName } from './types.js';
@@ -94,14 +93,11 @@ const REQUEST_HEADERS = { ...METADATA_HEADERS, 'content-type': FORM_CONTENT_TYPE
  * chain), which cost more than the adapter itself.
  */
 function createDefaultTransport(timeoutMs: number, tls: TlsMaterial | undefined): { adapter: AxiosAdapter; base: Readonly<Partial<InternalAxiosRequestConfig>>; release: () => void } {
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true, ...tlsAgentOptions(tls) }) };
+  const agents = upstreamAgents(tlsAgentOptions(tls));
   return {
     adapter: leanHttpAdapter(agents),
     base: { ...REQUEST_DEFAULTS, timeout: timeoutMs },
-    release: () => {
-      agents.http.destroy();
-      agents.https.destroy();
-    },
+    release: agents.destroy,
   };
 }
 

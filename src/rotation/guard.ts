@@ -8,16 +8,23 @@ import { storeLog } from '../log.js';
 import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
 import type { Upstream, UpstreamCall, UpstreamOutcome } from '../upstream.js';
-import { openReply, sealReply } from './reply-cipher.js';
-import { StoreSession } from './store-session.js';
+import { MemoryStore } from '../stores/memory-store.js';
+import { openOutcome, openReply, sealOutcome, sealReply } from './reply-cipher.js';
+import { type StoreFailureReport, StoreHealth } from './store-health.js';
+import { type GuardStores, probe, StoreSession, type StoreWrite } from './store-session.js';
 
 /** A rotated-away refresh token was presented again, outside the replay rules. */
 export interface ReuseSighting {
   readonly fingerprint: string;
   readonly rotatedAt: Date;
+  /** Whether the token that replaced it has been presented since. */
+  readonly successorPresented: boolean;
 }
 
-/** Where a refresh's reply came from: this request's own upstream call, a coalesced one in flight, or the store. */
+/**
+ * Where a refresh's reply came from: this request's own upstream call, a coalesced one in flight (in this process,
+ * or another instance's that held the lock), or the store's replay window.
+ */
 export type ReplySource = 'upstream' | 'coalesced' | 'store';
 
 export interface RefreshResult {
@@ -33,60 +40,96 @@ export interface RotationGuard {
   refresh(call: UpstreamCall, refreshToken: string): Promise<RefreshResult>;
   /** A token the upstream revoked is never replayed again, even within the window. */
   revoked(token: string): Promise<void>;
+  /** Stops the sweep timer of the guard's own memory; the configured store is the app's. */
+  dispose(): void;
 }
 
 const LOCK_POLL_MS = 10;
 
-/** The store's layout: replies and locks per request, everything else per token, all under SHA-256 fingerprints. */
+/**
+ * The store's layout: everything under SHA-256 fingerprints, and every key of one token under the hash tag of
+ * its fingerprint (`{…}`), so that on a Redis Cluster the keys of one token's refresh share a hash slot.
+ */
 const KEYS = {
-  reply: (requestKey: string) => `reply:${requestKey}`,
-  lock: (requestKey: string) => `lock:${requestKey}`,
+  /** A 2xx rotation, for the replay window. */
+  reply: (tokenId: string, requestKey: string) => `reply:{${tokenId}}:${requestKey}`,
+  /** Held by the instance that is calling upstream for this request; its value names the holder. */
+  lock: (tokenId: string, requestKey: string) => `lock:{${tokenId}}:${requestKey}`,
+  /** The holder's answer, whatever its status, for those who waited on its lock: only they know the key. */
+  answer: (tokenId: string, requestKey: string, holder: string) => `answer:{${tokenId}}:${requestKey}:${holder}`,
   /** Present once the token must never be replayed again: revoked, or its successor in use. */
-  sealed: (tokenId: string) => `sealed:${tokenId}`,
+  sealed: (tokenId: string) => `sealed:{${tokenId}}`,
   /** When the token was rotated away, for reuse detection. */
-  rotated: (tokenId: string) => `rotated:${tokenId}`,
+  rotated: (tokenId: string) => `rotated:{${tokenId}}`,
+  /** Present once the token that replaced this one has been presented. */
+  succeeded: (tokenId: string) => `succeeded:{${tokenId}}`,
   /** The fingerprint of the token this one replaced. */
-  predecessor: (tokenId: string) => `pred:${tokenId}`,
+  predecessor: (tokenId: string) => `pred:{${tokenId}}`,
 };
 
 /**
  * The refresh path: coalescing, the replay window and reuse detection, over the configured store.
  * Every upstream answer still reaches the caller unchanged; the store only ever decides whether to ask again.
  */
-export function rotationGuard(config: Configuration, upstream: Upstream, instrumentation: Instrumentation = NO_INSTRUMENTATION): RotationGuard {
+export function rotationGuard(
+  config: Configuration,
+  upstream: Upstream,
+  instrumentation: Instrumentation = NO_INSTRUMENTATION,
+  now: () => number = () => Date.now(),
+): RotationGuard {
   const { rotation } = config;
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const lockTtlMs = config.timeoutMs + 2 * rotation.storeTimeoutMs;
   const sharesLocks = rotation.coalesce && rotation.store.localOnly !== true;
-  // With replay off, a shared store still keeps a reply for as long as a lock can be held: for the requests
-  // of other processes that waited on it.
-  const replyTtlMs = rotation.reuseGraceMs > 0 ? rotation.reuseGraceMs : lockTtlMs;
   const replays = rotation.reuseGraceMs > 0;
   const detectsReuse = rotation.reuseDetectionMs > 0;
   // Coalescing alone in one process needs nothing from the store.
   const usesStore = replays || detectsReuse || sharesLocks;
+  // Which token replaced which: for the window (sealing) and, as long as fingerprints are kept, for reuse reports.
+  const predecessorTtlMs = Math.max(rotation.reuseGraceMs, rotation.reuseDetectionMs);
 
-  const reportStoreFailure = (error: unknown): void => {
-    instrumentation.storeError('store');
-    storeLog('store failed, refreshing without it: %s', describeError(error, config.secrets));
+  /** The one place a store failure is reported: the log, and `onStoreError` once per failure episode. */
+  const reportStoreFailure: StoreFailureReport = (operation, error, opensEpisode) => {
+    instrumentation.storeError(operation);
+    const what = describeError(error, config.secrets);
+    if (!opensEpisode) {
+      storeLog('store still failing (%s): %s', operation, what);
+      return;
+    }
+    storeLog('store failed (%s), guarding from this process\'s memory until it answers again: %s', operation, what);
     const { onStoreError } = config.hooks;
     if (onStoreError !== undefined) callObserver(config, 'onStoreError', () => onStoreError(error));
   };
 
-  const session = (): StoreSession => new StoreSession(rotation.store, rotation.storeTimeoutMs, reportStoreFailure);
+  const stores: GuardStores = {
+    primary: rotation.store,
+    local: rotation.store.localOnly === true ? undefined : new MemoryStore({ now }),
+    health: new StoreHealth(reportStoreFailure, now),
+    timeoutMs: rotation.storeTimeoutMs,
+  };
+  const session = (): StoreSession => {
+    if (stores.health.probeDue()) probe(stores, () => storeLog('store answering again, shared again'));
+    return new StoreSession(stores);
+  };
 
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
     const store = session();
     const tokenId = sha256Hex(refreshToken);
-    const [stored, sealed, rotatedAt, predecessor] = await store.getAll([
-      replays ? KEYS.reply(requestKey) : undefined,
+    const [stored, sealed, rotatedAt, succeeded, predecessor] = await store.getAll([
+      replays ? KEYS.reply(tokenId, requestKey) : undefined,
       replays || sharesLocks ? KEYS.sealed(tokenId) : undefined,
       detectsReuse ? KEYS.rotated(tokenId) : undefined,
-      replays ? KEYS.predecessor(tokenId) : undefined,
+      detectsReuse ? KEYS.succeeded(tokenId) : undefined,
+      replays || detectsReuse ? KEYS.predecessor(tokenId) : undefined,
     ]);
-    // The successor is in use: from now on its predecessor is never replayed again.
-    if (predecessor !== undefined) await store.setAll([[KEYS.sealed(predecessor), '1', rotation.reuseGraceMs]]);
+    // The successor is in use: from now on its predecessor is never replayed again, and reuse of it says so.
+    if (predecessor !== undefined) {
+      await store.setAll([
+        replays ? [KEYS.sealed(predecessor), '1', rotation.reuseGraceMs] : undefined,
+        detectsReuse ? [KEYS.succeeded(predecessor), '1', rotation.reuseDetectionMs] : undefined,
+      ]);
+    }
     const replay = (value: string | undefined): RefreshResult | undefined => {
       const answer = sealed === undefined && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
       return answer === undefined ? undefined : { outcome: answer, source: 'store' };
@@ -94,61 +137,89 @@ export function rotationGuard(config: Configuration, upstream: Upstream, instrum
 
     const fromStore = replay(stored);
     if (fromStore !== undefined) return fromStore;
-    const reuse = rotatedAt === undefined ? undefined : { fingerprint: fingerprint(refreshToken), rotatedAt: new Date(Number(rotatedAt)) };
+    const reuse = rotatedAt === undefined
+      ? undefined
+      : { fingerprint: fingerprint(refreshToken), rotatedAt: new Date(Number(rotatedAt)), successorPresented: succeeded !== undefined };
 
-    const callUpstream = async (): Promise<RefreshResult> => {
+    const callUpstream = async (): Promise<Called> => {
       const outcome = await upstream(call);
-      await remember(store, outcome, refreshToken, requestKey, tokenId);
-      return reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
+      const storedReply = await remember(store, outcome, refreshToken, requestKey, tokenId);
+      return { result: reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse }, storedReply };
     };
     // In one process, the in-flight map below already coalesces; only a shared store needs the lock.
-    return sharesLocks ? withLock(store, requestKey, replay, callUpstream) : callUpstream();
+    if (!sharesLocks) return (await callUpstream()).result;
+    return withLock(store, { tokenId, requestKey, refreshToken }, replay, callUpstream);
   }
 
-  /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. */
-  async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<void> {
-    if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return;
+  /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. True when the reply was stored. */
+  async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<boolean> {
+    if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return false;
     const successor = tokenSetOf(outcome.json).refreshToken;
-    if (successor === undefined || successor === refreshToken) return;
+    if (successor === undefined || successor === refreshToken) return false;
     await store.setAll([
-      replays || sharesLocks ? [KEYS.reply(requestKey), sealReply(outcome, refreshToken, requestKey), replyTtlMs] : undefined,
-      detectsReuse ? [KEYS.rotated(tokenId), String(Date.now()), rotation.reuseDetectionMs] : undefined,
-      replays ? [KEYS.predecessor(sha256Hex(successor)), tokenId, rotation.reuseGraceMs] : undefined,
+      replays ? [KEYS.reply(tokenId, requestKey), sealReply(outcome, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
+      detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
+      replays || detectsReuse ? [KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs] : undefined,
     ]);
+    return replays;
   }
 
   /**
-   * Across processes: one caller per request holds the store's lock and calls upstream; the others poll for the
-   * reply it stores. Whoever takes the lock looks for a stored reply first: another instance may have finished
-   * while this one waited, or just before it came.
+   * Across processes: one caller per request holds the store's lock and calls upstream; the others wait for
+   * its answer. A 2xx rotation they find among the stored replies (when replay is on); any other answer, and
+   * every answer when replay is off, the holder leaves under a key named after itself, which only those who saw
+   * it hold the lock know: an answer is handed to the callers of the request in flight, never replayed later.
+   * Whoever takes the lock looks for a stored reply first: another instance may have finished while this one
+   * waited, or just before it came.
    */
   async function withLock(
     store: StoreSession,
-    requestKey: string,
+    request: { readonly tokenId: string; readonly requestKey: string; readonly refreshToken: string },
     replay: (value: string | undefined) => RefreshResult | undefined,
-    callUpstream: () => Promise<RefreshResult>,
+    callUpstream: () => Promise<Called>,
   ): Promise<RefreshResult> {
-    const replyKey = KEYS.reply(requestKey);
-    const lockKey = KEYS.lock(requestKey);
+    const { tokenId, requestKey, refreshToken } = request;
+    const replyKey = replays ? KEYS.reply(tokenId, requestKey) : undefined;
+    const lockKey = KEYS.lock(tokenId, requestKey);
+    const answerOf = (holder: string | undefined): string | undefined => (holder === undefined ? undefined : KEYS.answer(tokenId, requestKey, holder));
+    const handed = (value: string | undefined): RefreshResult | undefined => {
+      const outcome = value === undefined ? undefined : openOutcome(value, refreshToken, requestKey);
+      return outcome === undefined ? undefined : { outcome, source: 'coalesced' };
+    };
     const owner = randomUUID();
-    const waitUntil = Date.now() + lockTtlMs;
-    let waited = false;
+    const waitUntil = now() + lockTtlMs;
+    /** The holder this request last saw with the lock. */
+    let holder: string | undefined;
+    let lockSeenFree = true;
     for (;;) {
-      const taken = await store.setIfAbsent(lockKey, owner, lockTtlMs);
-      if (taken === undefined) return callUpstream();
-      if (taken) {
-        try {
-          const secondLook = waited || replays ? replay(await store.get(replyKey)) : undefined;
-          return secondLook ?? (await callUpstream());
-        } finally {
-          await store.deleteIfEquals(lockKey, owner);
+      if (lockSeenFree) {
+        const taken = await store.setIfAbsent(lockKey, owner, lockTtlMs);
+        if (taken === undefined) return (await callUpstream()).result;
+        if (taken) {
+          let called: Called | undefined;
+          try {
+            if (holder !== undefined || replays) {
+              const [stored, held] = await store.getAll([replyKey, answerOf(holder)]);
+              const secondLook = replay(stored) ?? handed(held);
+              if (secondLook !== undefined) return secondLook;
+            }
+            called = await callUpstream();
+            return called.result;
+          } finally {
+            const publish: StoreWrite | undefined = called === undefined || called.storedReply
+              ? undefined
+              : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(called.result.outcome, refreshToken, requestKey), lockTtlMs];
+            await store.release(lockKey, owner, publish);
+          }
         }
       }
-      waited = true;
+      if (now() > waitUntil) return (await callUpstream()).result;
       await sleep(LOCK_POLL_MS);
-      const whileWaiting = replay(await store.get(replyKey));
+      const [stored, held, lockValue] = await store.getAll([replyKey, answerOf(holder), lockKey]);
+      const whileWaiting = replay(stored) ?? handed(held);
       if (whileWaiting !== undefined) return whileWaiting;
-      if (store.failed || Date.now() > waitUntil) return callUpstream();
+      if (lockValue !== undefined) holder = lockValue;
+      lockSeenFree = lockValue === undefined;
     }
   }
 
@@ -170,7 +241,13 @@ export function rotationGuard(config: Configuration, upstream: Upstream, instrum
   };
 
   const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;
-  return { enabled, refresh, revoked };
+  return { enabled, refresh, revoked, dispose: () => stores.local?.shutdown() };
+}
+
+/** An upstream call of the guard's own: its result, and whether the reply went to the store for replay. */
+interface Called {
+  readonly result: RefreshResult;
+  readonly storedReply: boolean;
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { sha256Bytes } from '../digest.js';
-import { answered, type UpstreamAnswer } from '../upstream.js';
+import { answered, type UpstreamAnswer, type UpstreamOutcome } from '../upstream.js';
+import { failure } from '../upstream-failure.js';
 
 // A stored reply holds tokens, so it is sealed with AES-256-GCM under a key derived from the refresh token the
 // caller presented: a dump of the store opens nothing without that token.
@@ -55,4 +56,20 @@ export function openReply(value: string, refreshToken: string, requestKey: strin
   } catch {
     return undefined;
   }
+}
+
+/** A failure holds no token: only the router's own status and a short cause code, so it is kept as it is. */
+const FAILED = 'failed';
+
+/** Any outcome, for the callers who waited on another instance's upstream call. */
+export function sealOutcome(outcome: UpstreamOutcome, refreshToken: string, requestKey: string): string {
+  if (outcome.kind === 'answered') return sealReply(outcome, refreshToken, requestKey);
+  return [FAILED, String(outcome.refusal.status), Buffer.from(outcome.cause).toString('base64url')].join('.');
+}
+
+export function openOutcome(value: string, refreshToken: string, requestKey: string): UpstreamOutcome | undefined {
+  const [kind, status, cause] = value.split('.');
+  if (kind !== FAILED) return openReply(value, refreshToken, requestKey);
+  if ((status !== '502' && status !== '504') || cause === undefined) return undefined;
+  return failure(status === '504' ? 504 : 502, Buffer.from(cause, 'base64url').toString('utf8'));
 }

@@ -1,94 +1,158 @@
 import { isThenable } from '../hooks.js';
+import type { MemoryStore } from '../stores/memory-store.js';
 import type { NinjaAuthStore } from '../types.js';
+import type { StoreHealth, StoreOperation } from './store-health.js';
 
 /** One `set` of a batch: key, value and time to live. */
 export type StoreWrite = readonly [key: string, value: string, ttlMs: number];
 
+/** The stores of one router's guard, shared by all its requests. */
+export interface GuardStores {
+  /** The configured store. */
+  readonly primary: NinjaAuthStore;
+  /**
+   * This process's own memory beside a shared store: every write goes to it too, a key the shared store lacks is
+   * read from it, and while the shared store fails it is the only store. Absent when the primary is local itself.
+   */
+  readonly local: MemoryStore | undefined;
+  readonly health: StoreHealth;
+  /** The longest a batch of operations may take before it counts as a failure. */
+  readonly timeoutMs: number;
+}
+
+/** The key a probe reads: any answer, even "no such key", shows that the store is back. */
+const PROBE_KEY = 'probe';
+
 /**
- * One request's view of the store, failing open: every batch of operations is bounded by `timeoutMs`, and after
- * the first failure the store is bypassed for the rest of the request. The failure is reported once.
- * Operations go out in batches, all at once, so a network store answers them in one round trip, and a store
- * that answers synchronously (the memory store) costs no promise per operation.
+ * One request's view of the stores, failing over to local memory: every batch of operations is bounded by
+ * `timeoutMs`; a failure, or an episode that another request opened, sends the rest of the request to the local
+ * store. Operations go out in batches, all at once, so a network store answers them in one round trip, and a
+ * store that answers synchronously (the memory store) costs no promise per operation.
  */
 export class StoreSession {
-  #failed = false;
+  #onPrimary: boolean;
+  #holdsLock = false;
 
-  constructor(
-    private readonly store: NinjaAuthStore,
-    private readonly timeoutMs: number,
-    private readonly reportFailure: (error: unknown) => void,
-  ) {}
+  constructor(private readonly stores: GuardStores) {
+    this.#onPrimary = stores.health.usable;
+  }
 
-  get failed(): boolean {
-    return this.#failed;
+  /** Whether the configured store is still in use for this request. */
+  get onPrimary(): boolean {
+    return this.#onPrimary && this.stores.health.usable;
   }
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
-  getAll(keys: ReadonlyArray<string | undefined>): Promise<Array<string | undefined>> {
-    return this.#batch(keys.map((key) => (key === undefined ? undefined : () => this.store.get(key))));
+  async getAll(keys: ReadonlyArray<string | undefined>): Promise<Array<string | undefined>> {
+    const { local } = this.stores;
+    const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
+    if (!this.onPrimary) return keys.map(fromLocal);
+    const { primary } = this.stores;
+    const values = await this.#batch('get', keys.map((key) => (key === undefined ? undefined : () => primary.get(key))));
+    return values === undefined ? keys.map(fromLocal) : keys.map((key, i) => values[i] ?? fromLocal(key));
   }
 
-  get(key: string): Promise<string | undefined> {
-    return this.#batch([() => this.store.get(key)]).then(([value]) => value);
+  async get(key: string): Promise<string | undefined> {
+    const [value] = await this.getAll([key]);
+    return value;
   }
 
-  /** Writes the entries at once; an entry left `undefined` is skipped. */
+  /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. */
   async setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> {
-    await this.#batch(writes.map((write) => (write === undefined ? undefined : () => this.store.set(...write))));
+    const { local, primary } = this.stores;
+    if (local !== undefined) for (const write of writes) if (write !== undefined) local.set(...write);
+    if (this.onPrimary) await this.#batch('set', writes.map((write) => (write === undefined ? undefined : () => primary.set(...write))));
   }
 
-  /** `true` when taken, `false` when another holds it, `undefined` when the store failed. */
+  /**
+   * Takes a lock in the shared store: `true` when taken, `false` when another holds it, `undefined` when this
+   * request is not on the shared store (local memory needs no lock: one process coalesces in memory).
+   */
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean | undefined> {
-    const [taken] = await this.#batch([() => this.store.setIfAbsent(key, value, ttlMs)]);
+    if (!this.onPrimary) return undefined;
+    const { primary } = this.stores;
+    const [taken] = (await this.#batch('lock', [() => primary.setIfAbsent(key, value, ttlMs)])) ?? [];
+    if (taken === true) this.#holdsLock = true;
     return taken;
   }
 
-  async deleteIfEquals(key: string, value: string): Promise<void> {
-    await this.#batch([() => this.store.deleteIfEquals(key, value)]);
+  /**
+   * Releases a lock this request took, after writing `publish` (the answer for those who waited on it). Both go
+   * out at once, in this order, so a waiter never finds the lock free before the answer is there. A lock taken
+   * before the store failed is still released, the store permitting.
+   */
+  async release(key: string, value: string, publish: StoreWrite | undefined): Promise<void> {
+    if (!this.#holdsLock) return;
+    this.#holdsLock = false;
+    const { primary } = this.stores;
+    if (publish !== undefined && this.onPrimary) {
+      await this.#batch('set', [() => primary.set(...publish), () => primary.deleteIfEquals(key, value)]);
+    } else {
+      await this.#batch('unlock', [() => primary.deleteIfEquals(key, value)]);
+    }
   }
 
-  #batch<T>(operations: ReadonlyArray<(() => T | PromiseLike<T>) | undefined>): Promise<Array<T | undefined>> {
+  /** The results, or `undefined` when the store failed (reported, and the request goes on locally). */
+  #batch<T>(operation: StoreOperation, operations: ReadonlyArray<(() => T | PromiseLike<T>) | undefined>): Promise<Array<T | undefined> | undefined> {
     const results: Array<T | PromiseLike<T> | undefined> = [];
     let pending = false;
-    for (const operation of operations) {
-      const result = operation === undefined ? undefined : this.#start(operation);
-      pending ||= isThenable(result);
-      results.push(result);
-    }
-    return pending ? this.#bounded(Promise.all(results)) : Promise.resolve(results as Array<T | undefined>);
-  }
-
-  #start<T>(operation: () => T | PromiseLike<T>): T | PromiseLike<T> | undefined {
-    if (this.#failed) return undefined;
     try {
-      return operation();
+      for (const start of operations) {
+        const result = start?.();
+        pending ||= isThenable(result);
+        results.push(result);
+      }
     } catch (error) {
-      return this.#fail(error);
+      for (const result of results) if (isThenable(result)) Promise.resolve(result).catch(() => undefined);
+      this.#fail(operation, error);
+      return Promise.resolve(undefined);
     }
+    if (!pending) return Promise.resolve(results as Array<T | undefined>);
+    return bounded(Promise.all(results), this.stores.timeoutMs).then(
+      (values) => values,
+      (error: unknown) => {
+        this.#fail(operation, error);
+        return undefined;
+      },
+    );
   }
 
-  #fail(error: unknown): undefined {
-    if (!this.#failed) {
-      this.#failed = true;
-      this.reportFailure(error);
-    }
-    return undefined;
+  #fail(operation: StoreOperation, error: unknown): void {
+    this.#onPrimary = false;
+    this.stores.health.failed(operation, error);
   }
+}
 
-  async #bounded<T>(pending: Promise<T[]>): Promise<Array<T | undefined>> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new StoreTimeoutError(this.timeoutMs)), this.timeoutMs);
-      });
-      pending.catch(() => undefined);
-      return await Promise.race([pending, expired]);
-    } catch (error) {
-      this.#fail(error);
-      return [];
-    } finally {
-      clearTimeout(timer);
-    }
+/** Asks the failing store one cheap question, without anyone waiting on the answer, and tells the health. */
+export function probe(stores: GuardStores, onAnswered: () => void): void {
+  let answer: unknown;
+  try {
+    answer = stores.primary.get(PROBE_KEY);
+  } catch (error) {
+    stores.health.probeFailed(error);
+    return;
+  }
+  bounded(Promise.resolve(answer), stores.timeoutMs, true).then(
+    () => {
+      stores.health.probeAnswered();
+      onAnswered();
+    },
+    (error: unknown) => stores.health.probeFailed(error),
+  );
+}
+
+/** `pending`, or a {@link StoreTimeoutError} after `timeoutMs`. */
+async function bounded<T>(pending: Promise<T>, timeoutMs: number, unref = false): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(timeoutMs)), timeoutMs);
+    if (unref) timer.unref();
+  });
+  pending.catch(() => undefined);
+  try {
+    return await Promise.race([pending, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -5,6 +5,8 @@ export interface MemoryStoreOptions {
   maxEntries?: number;
   /** How often expired entries are swept. Defaults to `60000` ms. */
   sweepIntervalMs?: number;
+  /** The clock that entries expire by, in milliseconds. Defaults to `Date.now`; for tests of windows and TTLs. */
+  now?: () => number;
 }
 
 interface Entry {
@@ -23,10 +25,13 @@ export class MemoryStore implements NinjaAuthStore {
   #oldest: Iterator<string> = this.#entries.keys();
   readonly #maxEntries: number;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #now: () => number;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxEntries = options.maxEntries ?? 10_000;
     if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) throw new TypeError('MemoryStore: maxEntries must be a positive whole number');
+    if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('MemoryStore: now must be a function that returns milliseconds');
+    this.#now = options.now ?? (() => Date.now());
     this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000);
     this.#sweeper.unref();
   }
@@ -39,7 +44,7 @@ export class MemoryStore implements NinjaAuthStore {
   get(key: string): string | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= this.#now()) {
       this.#entries.delete(key);
       return undefined;
     }
@@ -48,7 +53,7 @@ export class MemoryStore implements NinjaAuthStore {
 
   set(key: string, value: string, ttlMs: number): void {
     this.#entries.delete(key);
-    this.#entries.set(key, { value, expiresAt: Date.now() + ttlMs });
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs });
     this.#evictOverflow();
   }
 
@@ -80,7 +85,7 @@ export class MemoryStore implements NinjaAuthStore {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = this.#now();
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt <= now) this.#entries.delete(key);
     }

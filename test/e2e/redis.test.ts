@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type NinjaAuthOptions, RedisStore } from '../../src/index.js';
-import { asBytes, eventually, hostApp } from '../helpers/host.js';
-import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { asBytes, hostApp } from '../helpers/host.js';
+import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Several instances in one process, each with its own Redis client: what holds across hosts holds here.
@@ -79,28 +79,6 @@ describe('RedisStore across instances', () => {
     }
     const everything = dump.join('\n');
     for (const secret of seenTokens) expect(everything).not.toContain(secret);
-    expect(keys.every((k) => /^[\w:-]+:[0-9a-f]{64}$/.test(k))).toBe(true);
-  });
-});
-
-describe('when Redis goes away', () => {
-  it('refreshes keep working, and onStoreError hears of it', async () => {
-    const ownRedis = await startRedisServer();
-    upstream = await rotatingUpstream();
-    const storeErrors: unknown[] = [];
-    const [host] = await instances(1, uniquePrefix(), ownRedis.url, { storeTimeoutMs: 200, hooks: { onStoreError: (e) => void storeErrors.push(e) } });
-    let token = upstream.login();
-    const before = await refresh(host!, token);
-    expect(before.status).toBe(200);
-    token = JSON.parse(before.body.toString()).refresh_token;
-
-    await ownRedis.stop();
-    for (let i = 0; i < 3; i++) {
-      const res = await refresh(host!, token);
-      expect(res.status).toBe(200);
-      token = JSON.parse(res.body.toString()).refresh_token;
-    }
-    expect(upstream.calls()).toBe(4);
-    await eventually(() => storeErrors.length >= 3);
+    expect(keys.every((k) => /^[\w:-]+:\{[0-9a-f]{64}\}(:[0-9a-f]{64})?$/.test(k))).toBe(true);
   });
 });

@@ -7,9 +7,11 @@ export interface RedisServer {
   readonly url: string;
   /** Stops the server, for tests of what happens when Redis goes away. */
   stop(): Promise<void>;
+  /** Starts it again on the same port, empty, after {@link stop}. */
+  restart(): Promise<void>;
 }
 
-function redisServerBinary(): string {
+export function redisServerBinary(): string {
   try {
     return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
   } catch {
@@ -17,7 +19,7 @@ function redisServerBinary(): string {
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = net.createServer().listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as net.AddressInfo;
@@ -46,15 +48,22 @@ export async function waitForPing(url: string, timeoutMs = 10_000): Promise<void
 /** A redis-server of the test's own, on a free loopback port, with nothing persisted. */
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(redisServerBinary(), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
-  await waitForPing(url);
+  const start = async (): Promise<ChildProcess> => {
+    const started = spawn(redisServerBinary(), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await waitForPing(url);
+    return started;
+  };
+  let child = await start();
   return {
     url,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGKILL');
       await once(child, 'exit');
+    },
+    restart: async () => {
+      child = await start();
     },
   };
 }
@@ -64,12 +73,15 @@ export async function testRedis(): Promise<RedisServer> {
   const url = process.env['REDIS_URL'];
   if (url === undefined || url === '') return startRedisServer();
   await waitForPing(url);
-  return { url, stop: async () => undefined };
+  return { url, stop: async () => undefined, restart: async () => undefined };
 }
 
-/** A connected client that gives up at once while Redis is away, as the README recommends. */
-export async function redisClient(url: string): Promise<Redis> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (attempt) => Math.min(attempt * 50, 500) });
+/**
+ * A connected client that gives up at once while Redis is away, as the README recommends; `enableOfflineQueue`
+ * for the tests of the other setting, where commands wait for a reconnection instead.
+ */
+export async function redisClient(url: string, options: { enableOfflineQueue?: boolean } = {}): Promise<Redis> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: options.enableOfflineQueue ?? false, retryStrategy: (attempt) => Math.min(attempt * 50, 500) });
   client.on('error', () => undefined);
   await once(client, 'ready');
   return client;

@@ -1,10 +1,30 @@
-import { describe, expect, it } from 'vitest';
-import { StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FIRST_PROBE_MS, MAX_PROBE_MS, type StoreOperation, StoreHealth } from '../../src/rotation/store-health.js';
+import { type GuardStores, probe, StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
 import { MemoryStore, type NinjaAuthStore } from '../../src/index.js';
 
-function session(store: NinjaAuthStore, timeoutMs = 100) {
-  const failures: unknown[] = [];
-  return { store: new StoreSession(store, timeoutMs, (error) => failures.push(error)), failures };
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+interface Report {
+  readonly operation: StoreOperation;
+  readonly error: unknown;
+  readonly opensEpisode: boolean;
+}
+
+/** The stores of a guard around `primary`, with a clock the test moves, and every failure report kept. */
+function guardStores(primary: NinjaAuthStore, timeoutMs = 100) {
+  let clock = 1_000_000;
+  const reports: Report[] = [];
+  const now = (): number => clock;
+  const stores: GuardStores = {
+    primary,
+    local: new MemoryStore({ now }),
+    health: new StoreHealth((operation, error, opensEpisode) => reports.push({ operation, error, opensEpisode }), now),
+    timeoutMs,
+  };
+  return { stores, reports, advance: (ms: number) => (clock += ms), session: () => new StoreSession(stores) };
 }
 
 /** A store whose every operation waits for the test to let it answer, and counts how many wait at once. */
@@ -21,22 +41,49 @@ function heldStore() {
   return { store, memory, waiting };
 }
 
+/** A store that fails while `down` is set, and counts the calls that reached it. */
+function switchableStore() {
+  const memory = new MemoryStore();
+  const state = { down: true, calls: 0 };
+  const guard = <T>(answer: () => T): Promise<T> => {
+    state.calls++;
+    return state.down ? Promise.reject(new Error('connection refused')) : Promise.resolve(answer());
+  };
+  const store: NinjaAuthStore = {
+    get: (key) => guard(() => memory.get(key)),
+    set: (key, value, ttlMs) => guard(() => memory.set(key, value, ttlMs)),
+    setIfAbsent: (key, value, ttlMs) => guard(() => memory.setIfAbsent(key, value, ttlMs)),
+    deleteIfEquals: (key, value) => guard(() => memory.deleteIfEquals(key, value)),
+  };
+  return { store, memory, state };
+}
+
 describe('a request’s store session', () => {
   it('sends a batch all at once, and reads what was written, skipping keys left out', async () => {
     const { store, memory, waiting } = heldStore();
-    const { store: s } = session(store);
+    const s = guardStores(store).session();
     const written = s.setAll([['a', '1', 10_000], undefined, ['b', '2', 10_000]]);
     expect(waiting).toHaveLength(2);
     waiting.splice(0).forEach((answer) => answer());
     await written;
     expect(memory.get('a')).toBe('1');
     const read = s.getAll(['a', undefined, 'b', 'missing']);
+    await Promise.resolve();
     expect(waiting).toHaveLength(3);
     waiting.splice(0).forEach((answer) => answer());
     expect(await read).toEqual(['1', undefined, '2', undefined]);
   });
 
-  it('one failure in a batch is reported once; the store is bypassed for the rest of the request', async () => {
+  it('writes go to local memory too, and a key the shared store lacks is read from there', async () => {
+    const { store, memory } = heldStore();
+    const { stores, session } = guardStores({ ...store, get: (key) => memory.get(key), set: (key, value, ttlMs) => memory.set(key, value, ttlMs) });
+    await session().setAll([['a', '1', 10_000]]);
+    expect(stores.local?.get('a')).toBe('1');
+    memory.shutdown();
+    expect(await session().getAll(['a'])).toEqual(['1']);
+  });
+
+  it('a failure in a batch is reported once, as the operation that failed; the request goes on in local memory', async () => {
     let calls = 0;
     const broken: NinjaAuthStore = {
       get: () => {
@@ -47,21 +94,123 @@ describe('a request’s store session', () => {
       setIfAbsent: () => true,
       deleteIfEquals: () => undefined,
     };
-    const { store: s, failures } = session(broken);
-    expect(await s.getAll(['a', 'b', 'c'])).toEqual([undefined, undefined, undefined]);
+    const { stores, reports, session } = guardStores(broken);
+    stores.local?.set('b', 'local', 10_000);
+    const s = session();
+    expect(await s.getAll(['a', 'b', 'c'])).toEqual([undefined, 'local', undefined]);
     expect(calls).toBe(1);
-    expect(s.failed).toBe(true);
+    expect(s.onPrimary).toBe(false);
     expect(await s.setIfAbsent('lock', 'me', 1000)).toBeUndefined();
-    expect(failures).toHaveLength(1);
+    await s.setAll([['d', '4', 10_000]]);
+    expect(stores.local?.get('d')).toBe('4');
+    expect(reports).toEqual([{ operation: 'get', error: new Error('connection lost'), opensEpisode: true }]);
   });
 
   it('a batch that never answers ends at the deadline, as a failure', async () => {
+    vi.useFakeTimers();
     const { store } = heldStore();
-    const { store: s, failures } = session(store, 50);
-    const startedAt = Date.now();
-    expect(await s.getAll(['a', 'b'])).toEqual([]);
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(45);
-    expect(failures).toHaveLength(1);
-    expect(failures[0]).toBeInstanceOf(StoreTimeoutError);
+    const { reports, session } = guardStores(store, 50);
+    let read: Array<string | undefined> | undefined;
+    void session().getAll(['a', 'b']).then((values) => (read = values));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(read).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(read).toEqual([undefined, undefined]);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.error).toBeInstanceOf(StoreTimeoutError);
+    expect(reports[0]!.operation).toBe('get');
+  });
+
+  it('releases its lock after publishing the answer, in that order, and only a lock it took', async () => {
+    const order: string[] = [];
+    const memory = new MemoryStore();
+    const recording: NinjaAuthStore = {
+      get: (key) => memory.get(key),
+      set: (key, value, ttlMs) => {
+        order.push(`set ${key}`);
+        memory.set(key, value, ttlMs);
+      },
+      setIfAbsent: (key, value, ttlMs) => memory.setIfAbsent(key, value, ttlMs),
+      deleteIfEquals: (key, value) => {
+        order.push(`delete ${key}`);
+        memory.deleteIfEquals(key, value);
+      },
+    };
+    const { session } = guardStores(recording);
+    await session().release('lock', 'me', ['answer', 'x', 1000]);
+    expect(order).toEqual([]);
+    const s = session();
+    expect(await s.setIfAbsent('lock', 'me', 1000)).toBe(true);
+    await s.release('lock', 'me', ['answer', 'x', 1000]);
+    expect(order).toEqual(['set answer', 'delete lock']);
+    expect(memory.get('lock')).toBeUndefined();
+  });
+});
+
+describe('a failure episode', () => {
+  it('one onStoreError per episode: requests skip the failing store instead of each waiting on it', async () => {
+    const { store, state } = switchableStore();
+    const { reports, session } = guardStores(store);
+    await session().getAll(['a']);
+    const callsAfterFailure = state.calls;
+    for (let i = 0; i < 5; i++) {
+      const s = session();
+      expect(s.onPrimary).toBe(false);
+      expect(await s.getAll(['a'])).toEqual([undefined]);
+    }
+    expect(state.calls).toBe(callsAfterFailure);
+    expect(reports.filter((r) => r.opensEpisode)).toHaveLength(1);
+  });
+
+  it('probes at most once per backoff step, doubling up to the cap; an answer ends the episode', async () => {
+    const { store, state } = switchableStore();
+    const { stores, reports, advance, session } = guardStores(store);
+    await session().getAll(['a']);
+    const probes = async (): Promise<number> => {
+      const before = state.calls;
+      for (let i = 0; i < 3; i++) if (stores.health.probeDue()) probe(stores, () => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+      return state.calls - before;
+    };
+    expect(await probes()).toBe(0);
+    let step = FIRST_PROBE_MS;
+    for (let i = 0; i < 6; i++) {
+      advance(step - 1);
+      expect(await probes()).toBe(0);
+      advance(1);
+      expect(await probes()).toBe(1);
+      step = Math.min(step * 2, MAX_PROBE_MS);
+    }
+    expect(step).toBe(MAX_PROBE_MS);
+    expect(reports.filter((r) => r.opensEpisode)).toHaveLength(1);
+    expect(reports.filter((r) => !r.opensEpisode)).toHaveLength(6);
+
+    state.down = false;
+    advance(MAX_PROBE_MS);
+    expect(await probes()).toBe(1);
+    expect(stores.health.usable).toBe(true);
+    const s = session();
+    expect(s.onPrimary).toBe(true);
+    await s.setAll([['k', 'v', 1000]]);
+    expect(await session().getAll(['k'])).toEqual(['v']);
+
+    state.down = true;
+    await session().getAll(['k']);
+    expect(reports.filter((r) => r.opensEpisode)).toHaveLength(2);
+  });
+
+  it('a probe that hangs counts as a failure at the deadline, and nobody waits on it', async () => {
+    vi.useFakeTimers();
+    const never: NinjaAuthStore = { get: () => new Promise(() => undefined), set: () => undefined, setIfAbsent: () => true, deleteIfEquals: () => undefined };
+    const { stores, reports, advance } = guardStores(never, 50);
+    stores.health.failed('set', new Error('down'));
+    advance(FIRST_PROBE_MS);
+    expect(stores.health.probeDue()).toBe(true);
+    probe(stores, () => undefined);
+    expect(stores.health.probeDue()).toBe(false);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(reports.at(-1)).toMatchObject({ operation: 'get', opensEpisode: false });
+    expect(reports.at(-1)!.error).toBeInstanceOf(StoreTimeoutError);
+    expect(stores.health.usable).toBe(false);
   });
 });
