@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InstanceProcess, startInstance } from '../helpers/instances.js';
 import { type RedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
-import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
+import { type RawUpstream, rawUpstream, type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Three Node processes, each with the router and a RedisStore, in front of one rotating upstream.
 let redis: RedisServer;
@@ -19,9 +19,9 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function refresh(origin: string, token: string): Promise<{ status: number; body: Buffer }> {
+async function refresh(origin: string, token: string): Promise<{ status: number; body: Buffer; retryAfter: string | null }> {
   const res = await fetch(`${origin}/auth/refresh_token`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  return { status: res.status, body: Buffer.from(await res.arrayBuffer()), retryAfter: res.headers.get('retry-after') };
 }
 
 describe('several processes sharing Redis', () => {
@@ -44,5 +44,43 @@ describe('several processes sharing Redis', () => {
     const stale = await refresh(instances[2]!.origin, token);
     expect(stale.status).toBe(400);
     expect(upstream.calls() - callsBefore).toBe(3);
+  });
+});
+
+describe('several processes sharing Redis, in front of a provider that throttles', () => {
+  // A provider answering 429 with Retry-After, slowly, and numbering its answers so that two are told apart.
+  let throttling: RawUpstream;
+  let throttled: InstanceProcess[];
+  beforeAll(async () => {
+    throttling = await rawUpstream((res) => {
+      const call = throttling.requests.length;
+      setTimeout(() => {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+        res.end(`{"error":"slow_down","call":${call}}`);
+      }, 150);
+    });
+    const prefix = uniquePrefix();
+    throttled = await Promise.all([0, 1, 2].map(() => startInstance(throttling.url, redis.url, prefix)));
+  });
+  afterAll(async () => {
+    await Promise.all(throttled.map((i) => i.stop()));
+    await throttling.close();
+  });
+
+  it('a 429 is not asked for once per waiting instance: every caller of the request in flight gets the one answer, Retry-After included', async () => {
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => refresh(throttled[i % 3]!.origin, 'rt-throttled')));
+    expect(throttling.requests).toHaveLength(1);
+    expect(replies.map((r) => r.status)).toEqual(Array(30).fill(429));
+    expect(replies.map((r) => r.retryAfter)).toEqual(Array(30).fill('7'));
+    expect(new Set(replies.map((r) => r.body.toString()))).toEqual(new Set(['{"error":"slow_down","call":1}']));
+  });
+
+  it('the answer is the lock’s only: the same request after it goes upstream again, never replayed', async () => {
+    const before = throttling.requests.length;
+    const first = await refresh(throttled[0]!.origin, 'rt-throttled-again');
+    const later = await refresh(throttled[1]!.origin, 'rt-throttled-again');
+    expect(throttling.requests.length - before).toBe(2);
+    expect(later.body.equals(first.body)).toBe(false);
+    expect(later.status).toBe(429);
   });
 });
