@@ -1,29 +1,79 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster, Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type NinjaAuthStore, RedisStore } from '../../src/index.js';
 import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
-import { sleep } from '../helpers/host.js';
+import { clusterClient, type RedisCluster, testRedisCluster } from '../helpers/redis-cluster.js';
+import { type RedisSentinel, sentinelClient, startRedisSentinel } from '../helpers/redis-sentinel.js';
 
-// One contract, both stores: the Redis one against a real redis-server.
+// One contract, every store and topology: the Redis ones against real servers (single, Sentinel, Cluster).
 let redis: RedisServer;
 let client: Redis;
+let cluster: RedisCluster;
+let clusterRedis: Cluster;
+let sentinel: RedisSentinel;
+let viaSentinel: Redis;
+let sentinelMaster: Redis;
 beforeAll(async () => {
-  redis = await testRedis();
-  client = await redisClient(redis.url);
-});
+  [redis, cluster, sentinel] = await Promise.all([testRedis(), testRedisCluster(), startRedisSentinel()]);
+  [client, clusterRedis, viaSentinel, sentinelMaster] = await Promise.all([
+    redisClient(redis.url),
+    clusterClient(cluster.nodes),
+    sentinelClient(sentinel),
+    redisClient(sentinel.master.url),
+  ]);
+}, 60_000);
 afterAll(async () => {
-  client.disconnect();
-  await redis.stop();
+  for (const c of [client, clusterRedis, viaSentinel, sentinelMaster]) c?.disconnect();
+  await Promise.all([redis?.stop(), cluster?.stop(), sentinel?.stop()]);
+});
+afterEach(() => {
+  vi.useRealTimers();
 });
 
-const stores: Array<[string, () => NinjaAuthStore]> = [
-  ['MemoryStore', () => new MemoryStore()],
-  ['RedisStore', () => new RedisStore({ client, prefix: uniquePrefix() })],
+/** A store under test, and a way to move its clock: what `ms` of time does to its entries. */
+interface StoreUnderTest {
+  readonly store: NinjaAuthStore;
+  advance(ms: number): Promise<void>;
+}
+
+/**
+ * Time passing for a Redis store, without waiting for it: every key under the prefix loses `ms` of its time to
+ * live, and the ones with none left go. What is tested is that the store gave each key the right TTL, which is
+ * what makes Redis expire it.
+ */
+async function rewindTtls(nodes: readonly Redis[], prefix: string, ms: number): Promise<void> {
+  for (const node of nodes) {
+    for (const key of await node.keys(`${prefix}*`)) {
+      const left = await node.pttl(key);
+      if (left < 0) continue;
+      if (left - ms <= 0) await node.del(key);
+      else await node.pexpire(key, left - ms);
+    }
+  }
+}
+
+function memoryStore(): StoreUnderTest {
+  let clock = 1_000_000;
+  return { store: new MemoryStore({ now: () => clock }), advance: async (ms) => void (clock += ms) };
+}
+
+function redisStore(redisClientOf: () => Redis | Cluster, nodesOf: () => readonly Redis[]): () => StoreUnderTest {
+  return () => {
+    const prefix = uniquePrefix();
+    return { store: new RedisStore({ client: redisClientOf(), prefix }), advance: (ms) => rewindTtls(nodesOf(), prefix, ms) };
+  };
+}
+
+const stores: Array<[string, () => StoreUnderTest]> = [
+  ['MemoryStore', memoryStore],
+  ['RedisStore', redisStore(() => client, () => [client])],
+  ['RedisStore on Redis Sentinel', redisStore(() => viaSentinel, () => [sentinelMaster])],
+  ['RedisStore on a Redis Cluster', redisStore(() => clusterRedis, () => clusterRedis.nodes('master'))],
 ];
 
 describe.each(stores)('%s', (_name, makeStore) => {
   it('get of a missing key is undefined; set then get returns the value', async () => {
-    const store = makeStore();
+    const { store } = makeStore();
     expect(await store.get('missing')).toBeUndefined();
     await store.set('k', 'v1', 10_000);
     expect(await store.get('k')).toBe('v1');
@@ -31,36 +81,58 @@ describe.each(stores)('%s', (_name, makeStore) => {
     expect(await store.get('k')).toBe('v2');
   });
 
-  it('entries expire after their ttl', async () => {
-    const store = makeStore();
-    await store.set('short', 'v', 30);
+  it('entries expire after their ttl, not before', async () => {
+    const { store, advance } = makeStore();
+    await store.set('short', 'v', 10_000);
+    await advance(9_000);
     expect(await store.get('short')).toBe('v');
-    await sleep(80);
+    await advance(1_000);
     expect(await store.get('short')).toBeUndefined();
   });
 
+  it('a set replaces the ttl along with the value', async () => {
+    const { store, advance } = makeStore();
+    await store.set('k', 'v1', 2_000);
+    await store.set('k', 'v2', 10_000);
+    await advance(5_000);
+    expect(await store.get('k')).toBe('v2');
+  });
+
   it('setIfAbsent takes a free key once; a second caller is refused until it expires', async () => {
-    const store = makeStore();
-    expect(await store.setIfAbsent('lock', 'owner-a', 60)).toBe(true);
-    expect(await store.setIfAbsent('lock', 'owner-b', 60)).toBe(false);
+    const { store, advance } = makeStore();
+    expect(await store.setIfAbsent('lock', 'owner-a', 5_000)).toBe(true);
+    expect(await store.setIfAbsent('lock', 'owner-b', 5_000)).toBe(false);
     expect(await store.get('lock')).toBe('owner-a');
-    await sleep(100);
-    expect(await store.setIfAbsent('lock', 'owner-b', 60)).toBe(true);
+    await advance(4_000);
+    expect(await store.setIfAbsent('lock', 'owner-b', 5_000)).toBe(false);
+    await advance(1_000);
+    expect(await store.setIfAbsent('lock', 'owner-b', 5_000)).toBe(true);
+    expect(await store.get('lock')).toBe('owner-b');
   });
 
   it('concurrent setIfAbsent: exactly one winner', async () => {
-    const store = makeStore();
+    const { store } = makeStore();
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.setIfAbsent('race', `owner-${i}`, 5_000)));
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
   it('deleteIfEquals releases only the owner’s lock', async () => {
-    const store = makeStore();
+    const { store } = makeStore();
     await store.set('lock', 'owner-a', 5_000);
     await store.deleteIfEquals('lock', 'owner-b');
     expect(await store.get('lock')).toBe('owner-a');
     await store.deleteIfEquals('lock', 'owner-a');
     expect(await store.get('lock')).toBeUndefined();
+  });
+
+  it('keys with a {hash tag}, as the guard writes them, work like any other', async () => {
+    const { store } = makeStore();
+    const tag = 'a'.repeat(64);
+    await store.set(`reply:{${tag}}:${'b'.repeat(64)}`, 'r', 5_000);
+    expect(await store.setIfAbsent(`lock:{${tag}}:${'b'.repeat(64)}`, 'me', 5_000)).toBe(true);
+    expect(await store.get(`reply:{${tag}}:${'b'.repeat(64)}`)).toBe('r');
+    await store.deleteIfEquals(`lock:{${tag}}:${'b'.repeat(64)}`, 'me');
+    expect(await store.get(`lock:{${tag}}:${'b'.repeat(64)}`)).toBeUndefined();
   });
 });
 
@@ -73,6 +145,30 @@ describe('RedisStore specifics', () => {
     const keys = (await client.keys(`${prefix}*`)).sort();
     expect(keys).toEqual([`${prefix}a`, `${prefix}b`]);
     for (const key of keys) expect(await client.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('the prefix defaults to ninja-auth:', async () => {
+    const store = new RedisStore({ client });
+    const key = `contract-default-prefix-${Math.random().toString(36).slice(2)}`;
+    await store.set(key, '1', 5_000);
+    expect(await client.get(`ninja-auth:${key}`)).toBe('1');
+    await client.del(`ninja-auth:${key}`);
+  });
+
+  it('on a Cluster, the keys of one hash tag share a slot, and different tags spread over the masters', async () => {
+    const prefix = uniquePrefix();
+    const store = new RedisStore({ client: clusterRedis, prefix });
+    const tags = Array.from({ length: 12 }, (_, i) => `${i}`.padStart(64, '0'));
+    for (const tag of tags) {
+      await store.set(`reply:{${tag}}:x`, 'r', 5_000);
+      await store.set(`sealed:{${tag}}`, '1', 5_000);
+    }
+    for (const tag of tags) {
+      const [a, b] = await Promise.all([clusterRedis.cluster('KEYSLOT', `${prefix}reply:{${tag}}:x`), clusterRedis.cluster('KEYSLOT', `${prefix}sealed:{${tag}}`)]);
+      expect(a).toBe(b);
+    }
+    const perMaster = await Promise.all(clusterRedis.nodes('master').map((node) => node.keys(`${prefix}*`)));
+    expect(perMaster.filter((keys) => keys.length > 0).length).toBeGreaterThan(1);
   });
 
   it('refuses a client that is not a Redis client', () => {
@@ -90,11 +186,27 @@ describe('MemoryStore bound', () => {
     store.shutdown();
   });
 
-  it('expired entries are swept even if never read again', async () => {
-    const store = new MemoryStore({ sweepIntervalMs: 20 });
-    for (let i = 0; i < 50; i++) store.set(`k${i}`, 'v', 10);
-    await sleep(80);
-    expect(store.size).toBe(0);
+  it('expired entries are swept even if never read again', () => {
+    vi.useFakeTimers();
+    const store = new MemoryStore({ sweepIntervalMs: 1_000 });
+    for (let i = 0; i < 50; i++) store.set(`k${i}`, 'v', 500);
+    store.set('long', 'v', 5_000);
+    vi.advanceTimersByTime(999);
+    expect(store.size).toBe(51);
+    vi.advanceTimersByTime(1);
+    expect(store.size).toBe(1);
     store.shutdown();
+  });
+
+  it('an injected clock decides expiry; a now that is not a function is refused', () => {
+    let clock = 0;
+    const store = new MemoryStore({ now: () => clock });
+    store.set('k', 'v', 100);
+    clock = 99;
+    expect(store.get('k')).toBe('v');
+    clock = 100;
+    expect(store.get('k')).toBeUndefined();
+    store.shutdown();
+    expect(() => new MemoryStore({ now: 5 as never })).toThrow(/now must be a function/);
   });
 });
