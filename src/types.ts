@@ -256,6 +256,13 @@ export interface NinjaAuthStore {
   set(key: string, value: string, ttlMs: number): Promise<void> | void;
   /** Stores `value` only when `key` holds nothing; `true` when it did. The lock of a refresh. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> | boolean;
+  /**
+   * Optional: `setIfAbsent` that, when `key` is held, returns what it holds, in one atomic step: `true` when it
+   * stored `value`, else the value already there. Lets an instance that waits on another's lock know whose answer
+   * to wait for even when that lock is released a moment later. Without it the value is read just after a
+   * refused `setIfAbsent`.
+   */
+  setIfAbsentOrGet?(key: string, value: string, ttlMs: number): Promise<true | string> | true | string;
   /** Deletes `key` only while it still holds `value`: releases a lock without touching a later holder's. */
   deleteIfEquals(key: string, value: string): Promise<void> | void;
   /** Stops timers and the like; the router never calls it, the app does on shutdown. */

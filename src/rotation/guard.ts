@@ -193,9 +193,10 @@ export function rotationGuard(
     let lockSeenFree = true;
     for (;;) {
       if (lockSeenFree) {
-        const taken = await store.setIfAbsent(lockKey, owner, lockTtlMs);
+        const taken = await store.acquire(lockKey, owner, lockTtlMs);
         if (taken === undefined) return (await callUpstream()).result;
-        if (taken) {
+        if (taken !== true && taken !== '') holder = taken;
+        if (taken === true) {
           let called: Called | undefined;
           try {
             if (holder !== undefined || replays) {

@@ -65,15 +65,24 @@ export class StoreSession {
   }
 
   /**
-   * Takes a lock in the shared store: `true` when taken, `false` when another holds it, `undefined` when this
-   * request is not on the shared store (local memory needs no lock: one process coalesces in memory).
+   * Takes a lock in the shared store: `true` when taken, else the value of whoever holds it (`''` when it could not
+   * be read), or `undefined` when this request is not on the shared store (local memory needs no lock: one
+   * process coalesces in memory).
    */
-  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean | undefined> {
+  async acquire(key: string, value: string, ttlMs: number): Promise<true | string | undefined> {
     if (!this.onPrimary) return undefined;
     const { primary } = this.stores;
-    const [taken] = (await this.#batch('lock', [() => primary.setIfAbsent(key, value, ttlMs)])) ?? [];
-    if (taken === true) this.#holdsLock = true;
-    return taken;
+    const takeOrRead = primary.setIfAbsentOrGet;
+    let result: true | string | undefined;
+    if (takeOrRead !== undefined) {
+      [result] = (await this.#batch('lock', [() => takeOrRead.call(primary, key, value, ttlMs)])) ?? [];
+    } else {
+      // The read goes out with the attempt, so that it sees the holder that refused it as often as can be.
+      const [taken, held] = (await this.#batch<boolean | string | undefined>('lock', [() => primary.setIfAbsent(key, value, ttlMs), () => primary.get(key)])) ?? [];
+      result = taken === undefined ? undefined : taken === true ? true : typeof held === 'string' ? held : '';
+    }
+    if (result === true) this.#holdsLock = true;
+    return result;
   }
 
   /**

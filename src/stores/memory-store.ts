@@ -63,6 +63,13 @@ export class MemoryStore implements NinjaAuthStore {
     return true;
   }
 
+  setIfAbsentOrGet(key: string, value: string, ttlMs: number): true | string {
+    const held = this.get(key);
+    if (held !== undefined) return held;
+    this.set(key, value, ttlMs);
+    return true;
+  }
+
   deleteIfEquals(key: string, value: string): void {
     if (this.#entries.get(key)?.value === value) this.#entries.delete(key);
   }

@@ -15,6 +15,8 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
+// Lua returns nil for false: nil means "stored", a string is the value already there.
+const TAKE_OR_READ = "local held = redis.call('GET', KEYS[1]) if held then return held end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
 const RELEASE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /** Rotation state shared by every process and host that uses the same Redis. */
@@ -43,6 +45,12 @@ export class RedisStore implements NinjaAuthStore {
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     const reply = await this.#client.call('SET', this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
     return reply === 'OK' || (Buffer.isBuffer(reply) && reply.toString() === 'OK');
+  }
+
+  async setIfAbsentOrGet(key: string, value: string, ttlMs: number): Promise<true | string> {
+    const held = await this.#client.call('EVAL', TAKE_OR_READ, 1, this.#prefix + key, value, Math.max(1, Math.ceil(ttlMs)));
+    if (held === null || held === undefined) return true;
+    return Buffer.isBuffer(held) ? held.toString('utf8') : String(held);
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {

@@ -1,6 +1,7 @@
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InstanceProcess, startInstance } from '../helpers/instances.js';
-import { type RedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { type RawUpstream, rawUpstream, type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Three Node processes, each with the router and a RedisStore, in front of one rotating upstream.
@@ -48,23 +49,38 @@ describe('several processes sharing Redis', () => {
 });
 
 describe('several processes sharing Redis, in front of a provider that throttles', () => {
-  // A provider answering 429 with Retry-After, slowly, and numbering its answers so that two are told apart.
+  // A provider answering 429 with Retry-After, and numbering its answers so that two are told apart. Its first
+  // answer waits until all three processes have tried the lock: their Redis of their own counts the EVALs.
   let throttling: RawUpstream;
   let throttled: InstanceProcess[];
+  let ownRedis: RedisServer;
+  let inspector: Redis;
+  let gate: Promise<void>;
   beforeAll(async () => {
+    ownRedis = await startRedisServer();
+    inspector = await redisClient(ownRedis.url);
+    gate = (async () => {
+      for (let polls = 0; polls < 500; polls++) {
+        const stats = await inspector.info('commandstats');
+        if (Number(/^cmdstat_eval:calls=(\d+)/m.exec(stats)?.[1] ?? 0) >= 3) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
     throttling = await rawUpstream((res) => {
       const call = throttling.requests.length;
-      setTimeout(() => {
+      void gate.then(() => {
         res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
         res.end(`{"error":"slow_down","call":${call}}`);
-      }, 150);
+      });
     });
     const prefix = uniquePrefix();
-    throttled = await Promise.all([0, 1, 2].map(() => startInstance(throttling.url, redis.url, prefix)));
+    throttled = await Promise.all([0, 1, 2].map(() => startInstance(throttling.url, ownRedis.url, prefix)));
   });
   afterAll(async () => {
     await Promise.all(throttled.map((i) => i.stop()));
     await throttling.close();
+    inspector.disconnect();
+    await ownRedis.stop();
   });
 
   it('a 429 is not asked for once per waiting instance: every caller of the request in flight gets the one answer, Retry-After included', async () => {

@@ -110,6 +110,18 @@ describe.each(stores)('%s', (_name, makeStore) => {
     expect(await store.get('lock')).toBe('owner-b');
   });
 
+  it('setIfAbsentOrGet takes a free key, or tells what holds it, and expires like setIfAbsent', async () => {
+    const { store, advance } = makeStore();
+    expect(await store.setIfAbsentOrGet?.('lock', 'owner-a', 5_000)).toBe(true);
+    expect(await store.setIfAbsentOrGet?.('lock', 'owner-b', 5_000)).toBe('owner-a');
+    expect(await store.get('lock')).toBe('owner-a');
+    await advance(5_000);
+    expect(await store.setIfAbsentOrGet?.('lock', 'owner-b', 5_000)).toBe(true);
+    const racers = await Promise.all(Array.from({ length: 10 }, (_, i) => store.setIfAbsentOrGet?.('race', `owner-${i}`, 5_000)));
+    expect(racers.filter((r) => r === true)).toHaveLength(1);
+    expect(new Set(racers.filter((r) => r !== true)).size).toBe(1);
+  });
+
   it('concurrent setIfAbsent: exactly one winner', async () => {
     const { store } = makeStore();
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.setIfAbsent('race', `owner-${i}`, 5_000)));

@@ -100,7 +100,7 @@ describe('a request’s store session', () => {
     expect(await s.getAll(['a', 'b', 'c'])).toEqual([undefined, 'local', undefined]);
     expect(calls).toBe(1);
     expect(s.onPrimary).toBe(false);
-    expect(await s.setIfAbsent('lock', 'me', 1000)).toBeUndefined();
+    expect(await s.acquire('lock', 'me', 1000)).toBeUndefined();
     await s.setAll([['d', '4', 10_000]]);
     expect(stores.local?.get('d')).toBe('4');
     expect(reports).toEqual([{ operation: 'get', error: new Error('connection lost'), opensEpisode: true }]);
@@ -140,10 +140,27 @@ describe('a request’s store session', () => {
     await session().release('lock', 'me', ['answer', 'x', 1000]);
     expect(order).toEqual([]);
     const s = session();
-    expect(await s.setIfAbsent('lock', 'me', 1000)).toBe(true);
+    expect(await s.acquire('lock', 'me', 1000)).toBe(true);
     await s.release('lock', 'me', ['answer', 'x', 1000]);
     expect(order).toEqual(['set answer', 'delete lock']);
     expect(memory.get('lock')).toBeUndefined();
+  });
+});
+
+describe('taking a lock', () => {
+  it('a refused lock tells whose it is, atomically with setIfAbsentOrGet, else by a read sent along', async () => {
+    const memory = new MemoryStore();
+    const withoutTakeOrRead: NinjaAuthStore = {
+      get: (key) => memory.get(key),
+      set: (key, value, ttlMs) => memory.set(key, value, ttlMs),
+      setIfAbsent: (key, value, ttlMs) => memory.setIfAbsent(key, value, ttlMs),
+      deleteIfEquals: (key, value) => memory.deleteIfEquals(key, value),
+    };
+    for (const store of [new MemoryStore(), withoutTakeOrRead]) {
+      const { session } = guardStores(store);
+      expect(await session().acquire('lock', 'holder-a', 1000)).toBe(true);
+      expect(await session().acquire('lock', 'holder-b', 1000)).toBe('holder-a');
+    }
   });
 });
 
