@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type NinjaAuthOptions, RedisStore } from '../../src/index.js';
-import { asBytes, hostApp } from '../helpers/host.js';
+import { type NinjaAuthOptions, RedisStore, type ReuseDetectedEvent } from '../../src/index.js';
+import { asBytes, eventually, hostApp } from '../helpers/host.js';
 import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
@@ -80,5 +80,18 @@ describe('RedisStore across instances', () => {
     const everything = dump.join('\n');
     for (const secret of seenTokens) expect(everything).not.toContain(secret);
     expect(keys.every((k) => /^[\w:-]+:\{[0-9a-f]{64}\}(:[0-9a-f]{64})?$/.test(k))).toBe(true);
+  });
+
+  it('successorPresented holds across instances: the successor used on one, the old token seen on another', async () => {
+    upstream = await rotatingUpstream();
+    const prefix = uniquePrefix();
+    const reuses: ReuseDetectedEvent[] = [];
+    const [a, b] = await instances(2, prefix, redis.url, { hooks: { onReuseDetected: (e) => void reuses.push(e) } });
+    const token = upstream.login();
+    const successor = JSON.parse((await refresh(a!, token)).body.toString()).refresh_token as string;
+    expect((await refresh(b!, successor)).status).toBe(200);
+    expect((await refresh(a!, token)).status).toBe(400);
+    await eventually(() => reuses.length === 1);
+    expect(reuses[0]!.successorPresented).toBe(true);
   });
 });

@@ -1,29 +1,38 @@
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore, type NinjaAuthOptions, type NinjaAuthStore, type ReuseDetectedEvent, type RotationEvent } from '../../src/index.js';
-import { asBytes, eventually, hostApp, sleep } from '../helpers/host.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryStore, type NinjaAuthOptions, type NinjaAuthStore, type ReuseDetectedEvent, type RotationEvent, type UpstreamErrorEvent } from '../../src/index.js';
+import { asBytes, eventually, hostApp } from '../helpers/host.js';
 import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Rotation safety in one process, against a strict rotating upstream whose timing the tests control.
 let upstream: RotatingUpstream;
 afterEach(async () => {
+  vi.useRealTimers();
   await upstream?.close();
 });
+
+/** Only `Date` is faked: windows and TTLs follow it, while sockets run on real timers. */
+function freezeClock(): (ms: number) => void {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  return (ms) => vi.setSystemTime(Date.now() + ms);
+}
 
 interface Seen {
   rotations: RotationEvent[];
   reuses: ReuseDetectedEvent[];
+  upstreamErrors: UpstreamErrorEvent[];
   storeErrors: unknown[];
 }
 
 function app(extra: NinjaAuthOptions = {}) {
-  const seen: Seen = { rotations: [], reuses: [], storeErrors: [] };
+  const seen: Seen = { rotations: [], reuses: [], upstreamErrors: [], storeErrors: [] };
   const host = hostApp({
     upstream: { tokenUrl: upstream.url },
     ...extra,
     hooks: {
       onRotation: (e) => void seen.rotations.push(e),
       onReuseDetected: (e) => void seen.reuses.push(e),
+      onUpstreamError: (e) => void seen.upstreamErrors.push(e),
       onStoreError: (e) => void seen.storeErrors.push(e),
     },
   });
@@ -122,16 +131,21 @@ describe('replay window', () => {
   });
 
   it('after the window, the old token goes upstream and reuse is reported with sinceRotationMs', async () => {
+    const advance = freezeClock();
     upstream = await rotatingUpstream();
     const { host, seen } = app({ reuseGraceMs: 40 });
     const token = upstream.login();
     await refresh(host, token);
-    await sleep(80);
+    advance(39);
+    const within = await refresh(host, token);
+    expect(within.status).toBe(200);
+    expect(upstream.calls()).toBe(1);
+    advance(1);
     const late = await refresh(host, token);
     expect(late.status).toBe(400);
     expect(upstream.calls()).toBe(2);
     await eventually(() => seen.reuses.length === 1);
-    expect(seen.reuses[0]!.sinceRotationMs).toBeGreaterThanOrEqual(40);
+    expect(seen.reuses[0]!.sinceRotationMs).toBe(40);
   });
 
   it('reuseDetectionMs: 0 turns reuse detection off', async () => {
@@ -140,8 +154,86 @@ describe('replay window', () => {
     const token = upstream.login();
     await refresh(host, token);
     await refresh(host, token);
-    await sleep(20);
+    await refresh(host, 'rt-unknown');
+    await eventually(() => seen.rotations.length === 1 && seen.upstreamErrors.length === 2);
     expect(seen.reuses).toHaveLength(0);
+  });
+
+  it('rotated-away fingerprints are forgotten after reuseDetectionMs', async () => {
+    const advance = freezeClock();
+    upstream = await rotatingUpstream();
+    const { host, seen } = app({ reuseGraceMs: 0, reuseDetectionMs: 60_000 });
+    const first = upstream.login();
+    const second = upstream.login();
+    await refresh(host, first);
+    await refresh(host, second);
+    advance(59_999);
+    expect((await refresh(host, first)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 1);
+    advance(1);
+    expect((await refresh(host, second)).status).toBe(400);
+    await eventually(() => seen.upstreamErrors.length === 2);
+    expect(seen.reuses).toHaveLength(1);
+  });
+});
+
+describe('successorPresented', () => {
+  it('false: a client that lost the reply and retried after the window, its successor never seen', async () => {
+    const advance = freezeClock();
+    upstream = await rotatingUpstream();
+    const { host, seen } = app();
+    const token = upstream.login();
+    expect((await refresh(host, token)).status).toBe(200);
+    advance(10_000);
+    expect((await refresh(host, token)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 1);
+    expect(seen.reuses[0]).toMatchObject({ successorPresented: false, sinceRotationMs: 10_000 });
+  });
+
+  it('true: the old token used beside a live successor, within the window and long after it', async () => {
+    const advance = freezeClock();
+    upstream = await rotatingUpstream();
+    const { host, seen } = app();
+    const token = upstream.login();
+    const first = await refresh(host, token);
+    const successor = JSON.parse(first.body.toString()).refresh_token as string;
+    expect((await refresh(host, successor)).status).toBe(200);
+    expect((await refresh(host, token)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 1);
+    // Remembered for as long as the fingerprint is, not only for the replay window.
+    advance(3_600_000);
+    expect((await refresh(host, token)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 2);
+    expect(seen.reuses.map((r) => r.successorPresented)).toEqual([true, true]);
+    expect(seen.reuses[1]!.sinceRotationMs).toBe(3_600_000);
+  });
+
+  it('true also when the successor was first presented after the window', async () => {
+    const advance = freezeClock();
+    upstream = await rotatingUpstream();
+    const { host, seen } = app();
+    const token = upstream.login();
+    const successor = JSON.parse((await refresh(host, token)).body.toString()).refresh_token as string;
+    advance(60_000);
+    expect((await refresh(host, successor)).status).toBe(200);
+    expect((await refresh(host, token)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 1);
+    expect(seen.reuses[0]!.successorPresented).toBe(true);
+  });
+
+  it('a successor that is itself rotated away tells of its own successor, not of its predecessor’s', async () => {
+    upstream = await rotatingUpstream();
+    const { host, seen } = app({ reuseGraceMs: 0 });
+    const first = upstream.login();
+    const second = JSON.parse((await refresh(host, first)).body.toString()).refresh_token as string;
+    const third = JSON.parse((await refresh(host, second)).body.toString()).refresh_token as string;
+    expect(third).toMatch(/^rt-/);
+    expect((await refresh(host, second)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 1);
+    expect(seen.reuses[0]!.successorPresented).toBe(false);
+    expect((await refresh(host, first)).status).toBe(400);
+    await eventually(() => seen.reuses.length === 2);
+    expect(seen.reuses[1]!.successorPresented).toBe(true);
   });
 });
 
