@@ -49,7 +49,8 @@ export class StoreSession {
     if (!this.onPrimary) return keys.map(fromLocal);
     const { primary } = this.stores;
     const values = await this.#batch('get', keys.map((key) => (key === undefined ? undefined : () => primary.get(key))));
-    return values === undefined ? keys.map(fromLocal) : keys.map((key, i) => values[i] ?? fromLocal(key));
+    // A store that answers something other than a string has nothing the guard wrote: it reads as absent.
+    return values === undefined ? keys.map(fromLocal) : keys.map((key, i) => (typeof values[i] === 'string' ? values[i] : fromLocal(key)));
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -74,12 +75,14 @@ export class StoreSession {
     const { primary } = this.stores;
     const takeOrRead = primary.setIfAbsentOrGet;
     let result: true | string | undefined;
-    if (takeOrRead !== undefined) {
-      [result] = (await this.#batch('lock', [() => takeOrRead.call(primary, key, value, ttlMs)])) ?? [];
+    if (typeof takeOrRead === 'function') {
+      const [answer] = (await this.#batch<unknown>('lock', [() => takeOrRead.call(primary, key, value, ttlMs)])) ?? [undefined];
+      // Anything but `true` or a holder's value (a store that mistook it for setIfAbsent) is a refusal by someone unknown.
+      result = !this.#onPrimary ? undefined : answer === true ? true : typeof answer === 'string' ? answer : '';
     } else {
       // The read goes out with the attempt, so that it sees the holder that refused it as often as can be.
       const [taken, held] = (await this.#batch<boolean | string | undefined>('lock', [() => primary.setIfAbsent(key, value, ttlMs), () => primary.get(key)])) ?? [];
-      result = taken === undefined ? undefined : taken === true ? true : typeof held === 'string' ? held : '';
+      result = !this.#onPrimary || taken === undefined ? undefined : taken === true ? true : typeof held === 'string' ? held : '';
     }
     if (result === true) this.#holdsLock = true;
     return result;

@@ -138,6 +138,21 @@ describe('pooled upstream connections', () => {
     expect(upstream.connections).toBe(2);
   });
 
+  it('timeoutMs bounds both attempts together: a retry that hangs ends in 504 at the one deadline', async () => {
+    let connection = 0;
+    const upstream = await countingUpstream((nth) => {
+      if (nth > 1) return 'closed-idle';
+      connection++;
+      return connection === 1 ? 'answer' : () => undefined;
+    });
+    const host = hostApp({ upstream: { tokenUrl: upstream.url }, timeoutMs: 200 });
+    expect((await refresh(host, 'rt-1')).status).toBe(200);
+    const res = await refresh(host, 'rt-2');
+    expect(res.status).toBe(504);
+    expect(res.body.error).toBe('upstream_timeout');
+    expect(upstream.connections).toBe(2);
+  });
+
   it('Keep-Alive: timeout=1 is honoured: a connection the upstream will close within a second is not reused', async () => {
     const upstream = await countingUpstream((nth) => (nth === 1 ? 'answer' : 'closed-idle'), { 'keep-alive': 'timeout=1' });
     const host = hostApp({ upstream: { tokenUrl: upstream.url } });

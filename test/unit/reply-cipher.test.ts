@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { openReply, sealReply } from '../../src/rotation/reply-cipher.js';
-import { answered, type UpstreamAnswer } from '../../src/upstream.js';
+import { openOutcome, openReply, sealOutcome, sealReply } from '../../src/rotation/reply-cipher.js';
+import { answered, failure, type UpstreamAnswer } from '../../src/upstream.js';
 
 const answer: UpstreamAnswer = answered(
   200,
@@ -61,3 +61,34 @@ function openedByVersion010(value: string, token: string, requestKey: string): B
   const plain = Buffer.concat([decipher.update(Buffer.from(sealed!, 'base64url')), decipher.final()]);
   return plain.subarray(plain.indexOf(0x0a) + 1);
 }
+
+describe('the answer a lock holder leaves for those who waited', () => {
+  it('an upstream answer of any status is sealed like a reply, and opens only for the same token and request', () => {
+    const throttled = answered(429, { 'retry-after': '7', 'content-type': 'application/json' }, Buffer.from('{"error":"slow_down"}'));
+    const sealed = sealOutcome(throttled, 'rt-presented', 'request-key');
+    const opened = openOutcome(sealed, 'rt-presented', 'request-key');
+    expect(opened?.kind).toBe('answered');
+    expect(opened).toMatchObject({ status: 429, headers: throttled.headers });
+    expect(opened?.kind === 'answered' && opened.body.equals(throttled.body)).toBe(true);
+    expect(openOutcome(sealed, 'rt-other', 'request-key')).toBeUndefined();
+  });
+
+  it('a 502 or 504 of the router comes back as the same refusal, with its cause', () => {
+    for (const status of [502, 504] as const) {
+      const opened = openOutcome(sealOutcome(failure(status, 'ECONNRESET'), 'rt', 'rk'), 'rt', 'rk');
+      expect(opened).toEqual(failure(status, 'ECONNRESET'));
+    }
+  });
+
+  it.each([
+    ['another status', 'failed.500.RUNPTlJFU0VU'],
+    ['no cause', 'failed.502'],
+    ['no status', 'failed'],
+    ['a status that is not a number', 'failed.abc.RUNPTlJFU0VU'],
+    ['an unknown version', 'v9.a.b.c'],
+    ['garbage', 'garbage'],
+    ['nothing', ''],
+  ])('a value that was not left by a holder (%s) opens to nothing', (_what, value) => {
+    expect(openOutcome(value, 'rt', 'rk')).toBeUndefined();
+  });
+});

@@ -164,6 +164,56 @@ describe('taking a lock', () => {
   });
 });
 
+describe('a store fed wrongly', () => {
+  it('values that are not strings read as absent (or as local memory has them)', async () => {
+    const odd: NinjaAuthStore = {
+      get: (key) => ({ a: 5, b: { v: 1 }, c: null })[key] as never,
+      set: () => undefined,
+      setIfAbsent: () => true,
+      deleteIfEquals: () => undefined,
+    };
+    const { stores, session } = guardStores(odd);
+    stores.local?.set('b', 'local', 10_000);
+    expect(await session().getAll(['a', 'b', 'c'])).toEqual([undefined, 'local', undefined]);
+  });
+
+  it('a setIfAbsentOrGet that answers like setIfAbsent (false) is a refusal by an unknown holder', async () => {
+    const memory = new MemoryStore();
+    const confused: NinjaAuthStore = {
+      get: (key) => memory.get(key),
+      set: (key, value, ttlMs) => memory.set(key, value, ttlMs),
+      setIfAbsent: (key, value, ttlMs) => memory.setIfAbsent(key, value, ttlMs),
+      setIfAbsentOrGet: ((key: string, value: string, ttlMs: number) => memory.setIfAbsent(key, value, ttlMs)) as never,
+      deleteIfEquals: (key, value) => memory.deleteIfEquals(key, value),
+    };
+    const { session } = guardStores(confused);
+    expect(await session().acquire('lock', 'a', 1000)).toBe(true);
+    expect(await session().acquire('lock', 'b', 1000)).toBe('');
+  });
+
+  it('a probe whose get throws at once is a failed probe, not an exception', () => {
+    const throwing: NinjaAuthStore = {
+      get: () => {
+        throw new Error('not connected');
+      },
+      set: () => undefined,
+      setIfAbsent: () => true,
+      deleteIfEquals: () => undefined,
+    };
+    const { stores, reports, advance } = guardStores(throwing);
+    stores.health.failed('get', new Error('down'));
+    advance(FIRST_PROBE_MS);
+    expect(stores.health.probeDue()).toBe(true);
+    expect(() => probe(stores, () => undefined)).not.toThrow();
+    expect(reports.at(-1)).toMatchObject({ operation: 'get', opensEpisode: false, error: new Error('not connected') });
+    expect(stores.health.usable).toBe(false);
+    advance(2 * FIRST_PROBE_MS - 1);
+    expect(stores.health.probeDue()).toBe(false);
+    advance(1);
+    expect(stores.health.probeDue()).toBe(true);
+  });
+});
+
 describe('a failure episode', () => {
   it('one onStoreError per episode: requests skip the failing store instead of each waiting on it', async () => {
     const { store, state } = switchableStore();
