@@ -32,7 +32,9 @@ export class MemoryStore implements NinjaAuthStore {
     if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) throw new TypeError('MemoryStore: maxEntries must be a positive whole number');
     if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('MemoryStore: now must be a function that returns milliseconds');
     this.#now = options.now ?? (() => Date.now());
-    this.#sweeper = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 60_000);
+    const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+    if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 1) throw new TypeError('MemoryStore: sweepIntervalMs must be a number of milliseconds, at least 1');
+    this.#sweeper = setInterval(() => this.#sweep(), sweepIntervalMs);
     this.#sweeper.unref();
   }
 

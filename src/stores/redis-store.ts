@@ -28,6 +28,7 @@ export class RedisStore implements NinjaAuthStore {
     if (typeof options?.client?.call !== 'function') {
       throw new TypeError('RedisStore: options.client must be an ioredis client, e.g. new RedisStore({ client: new Redis(url) })');
     }
+    if (options.prefix !== undefined && typeof options.prefix !== 'string') throw new TypeError('RedisStore: options.prefix must be a string, e.g. \'ninja-auth:\'');
     this.#client = options.client;
     this.#prefix = options.prefix ?? 'ninja-auth:';
   }

@@ -183,8 +183,9 @@ describe('RedisStore specifics', () => {
     expect(perMaster.filter((keys) => keys.length > 0).length).toBeGreaterThan(1);
   });
 
-  it('refuses a client that is not a Redis client', () => {
+  it('refuses a client that is not a Redis client, and a prefix that is not a string', () => {
     expect(() => new RedisStore({ client: {} as never })).toThrow(/ioredis client/);
+    expect(() => new RedisStore({ client, prefix: 5 as never })).toThrow(/prefix must be a string/);
   });
 });
 
@@ -220,5 +221,9 @@ describe('MemoryStore bound', () => {
     expect(store.get('k')).toBeUndefined();
     store.shutdown();
     expect(() => new MemoryStore({ now: 5 as never })).toThrow(/now must be a function/);
+  });
+
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '100'])('refuses a sweepIntervalMs of %s, which would sweep without pause or never', (value) => {
+    expect(() => new MemoryStore({ sweepIntervalMs: value as never })).toThrow(/sweepIntervalMs must be a number/);
   });
 });
