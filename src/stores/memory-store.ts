@@ -33,7 +33,10 @@ export class MemoryStore implements NinjaAuthStore {
     if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('MemoryStore: now must be a function that returns milliseconds');
     this.#now = options.now ?? (() => Date.now());
     const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
-    if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 1) throw new TypeError('MemoryStore: sweepIntervalMs must be a number of milliseconds, at least 1');
+    // Node runs a timer of more than 2^31 - 1 ms after 1 ms instead.
+    if (typeof sweepIntervalMs !== 'number' || !(sweepIntervalMs >= 1 && sweepIntervalMs <= 2_147_483_647)) {
+      throw new TypeError('MemoryStore: sweepIntervalMs must be a number of milliseconds, from 1 to 2147483647');
+    }
     this.#sweeper = setInterval(() => this.#sweep(), sweepIntervalMs);
     this.#sweeper.unref();
   }

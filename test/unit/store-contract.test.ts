@@ -223,7 +223,7 @@ describe('MemoryStore bound', () => {
     expect(() => new MemoryStore({ now: 5 as never })).toThrow(/now must be a function/);
   });
 
-  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '100'])('refuses a sweepIntervalMs of %s, which would sweep without pause or never', (value) => {
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100'])('refuses a sweepIntervalMs of %s, which would sweep without pause or never', (value) => {
     expect(() => new MemoryStore({ sweepIntervalMs: value as never })).toThrow(/sweepIntervalMs must be a number/);
   });
 });
