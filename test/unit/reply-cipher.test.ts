@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openOutcome, openReply, sealOutcome, sealReply } from '../../src/rotation/reply-cipher.js';
-import { answered, failure, type UpstreamAnswer } from '../../src/upstream.js';
+import { answered, type UpstreamAnswer } from '../../src/upstream.js';
+import { failure } from '../../src/upstream-failure.js';
 
 const answer: UpstreamAnswer = answered(
   200,
