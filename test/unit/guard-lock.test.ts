@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore, type NinjaAuthStore } from '../../src/index.js';
+import { parseOptions } from '../../src/options.js';
+import { type RefreshResult, rotationGuard } from '../../src/rotation/guard.js';
+import { answered, type UpstreamCall, type UpstreamOutcome } from '../../src/upstream.js';
+import { failure } from '../../src/upstream-failure.js';
+
+// The lock protocol between instances, with the steps in the test's hands: two guards ("instances") over one
+// shared store, and an upstream whose answers the test releases.
+
+/** A MemoryStore that passes for a shared store, and tells the test when a lock was refused. */
+function sharedStore(onRefused: () => void = () => undefined, withTakeOrRead = true): NinjaAuthStore {
+  const memory = new MemoryStore();
+  const store: NinjaAuthStore = {
+    get: (key) => memory.get(key),
+    set: (key, value, ttlMs) => memory.set(key, value, ttlMs),
+    setIfAbsent: (key, value, ttlMs) => {
+      const taken = memory.setIfAbsent(key, value, ttlMs);
+      if (!taken) onRefused();
+      return taken;
+    },
+    deleteIfEquals: (key, value) => memory.deleteIfEquals(key, value),
+  };
+  if (withTakeOrRead) {
+    store.setIfAbsentOrGet = (key, value, ttlMs) => {
+      const result = memory.setIfAbsentOrGet(key, value, ttlMs);
+      if (result !== true) onRefused();
+      return result;
+    };
+  }
+  return store;
+}
+
+/** An upstream whose first `held` calls wait until the test answers them; any call after those is answered at once. */
+function heldUpstream(held = 1) {
+  const pending: Array<(outcome: UpstreamOutcome) => void> = [];
+  const unexpected = answered(500, {}, Buffer.from('a call the test did not expect'));
+  return {
+    calls: () => pending.length,
+    answer: (index: number, outcome: UpstreamOutcome) => pending[index]!(outcome),
+    send: (_call: UpstreamCall) =>
+      new Promise<UpstreamOutcome>((resolve) => {
+        pending.push(resolve);
+        if (pending.length > held) resolve(unexpected);
+      }),
+  };
+}
+
+const call: UpstreamCall = { url: 'http://127.0.0.1:9/token', form: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'rt-1' }) };
+const throttled = answered(429, { 'retry-after': '7', 'content-type': 'application/json' }, Buffer.from('{"error":"slow_down"}'));
+const rotatedReply = answered(200, { 'content-type': 'application/json' }, Buffer.from('{"access_token":"at","refresh_token":"rt-2"}'));
+
+function instance(store: NinjaAuthStore, upstream: ReturnType<typeof heldUpstream>, extra: Parameters<typeof parseOptions>[0] = {}) {
+  return rotationGuard(parseOptions({ upstream: { tokenUrl: call.url }, store, ...extra }), upstream.send);
+}
+
+const until = async (check: () => boolean): Promise<void> => {
+  for (let i = 0; !check(); i++) {
+    if (i > 500) throw new Error('condition not met');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+};
+
+describe.each([
+  ['with setIfAbsentOrGet', true],
+  ['with setIfAbsent and a read', false],
+])('the lock between two instances (%s)', (_name, withTakeOrRead) => {
+  it('a waiter gets the holder’s non-2xx even when the lock is released before it looks again', async () => {
+    const upstream = heldUpstream();
+    let refusals = 0;
+    const store = sharedStore(() => refusals++, withTakeOrRead);
+    const a = instance(store, upstream);
+    const b = instance(store, upstream);
+    const first = a.refresh(call, 'rt-1');
+    await until(() => upstream.calls() === 1);
+    const second = b.refresh(call, 'rt-1');
+    await until(() => refusals === 1);
+    // The holder answers, publishes and releases while the waiter sleeps before its first look.
+    upstream.answer(0, throttled);
+    const [x, y] = (await Promise.all([first, second])) as [RefreshResult, RefreshResult];
+    expect(upstream.calls()).toBe(1);
+    expect(x.source).toBe('upstream');
+    expect(y.source).toBe('coalesced');
+    expect(y.outcome).toMatchObject({ kind: 'answered', status: 429, headers: throttled.headers });
+    expect(y.outcome.kind === 'answered' && y.outcome.body.equals(throttled.body)).toBe(true);
+  });
+
+  it('a 2xx rotation reaches the waiter from the replay window; with replay off, from the holder’s answer', async () => {
+    for (const reuseGraceMs of [10_000, 0]) {
+      const upstream = heldUpstream();
+      let refusals = 0;
+      const store = sharedStore(() => refusals++, withTakeOrRead);
+      const a = instance(store, upstream, { reuseGraceMs });
+      const b = instance(store, upstream, { reuseGraceMs });
+      const first = a.refresh(call, 'rt-1');
+      await until(() => upstream.calls() === 1);
+      const second = b.refresh(call, 'rt-1');
+      await until(() => refusals === 1);
+      upstream.answer(0, rotatedReply);
+      const [, y] = await Promise.all([first, second]);
+      expect(upstream.calls()).toBe(1);
+      expect(y.source).toBe(reuseGraceMs > 0 ? 'store' : 'coalesced');
+      expect(y.outcome.kind === 'answered' && y.outcome.body.equals(rotatedReply.body)).toBe(true);
+    }
+  });
+
+  it('a router failure (502) is handed over as the same refusal', async () => {
+    const upstream = heldUpstream();
+    let refusals = 0;
+    const store = sharedStore(() => refusals++, withTakeOrRead);
+    const a = instance(store, upstream);
+    const b = instance(store, upstream);
+    const first = a.refresh(call, 'rt-1');
+    await until(() => upstream.calls() === 1);
+    const second = b.refresh(call, 'rt-1');
+    await until(() => refusals === 1);
+    upstream.answer(0, failure(502, 'ECONNRESET'));
+    const [x, y] = await Promise.all([first, second]);
+    expect(upstream.calls()).toBe(1);
+    expect(y.outcome).toEqual(x.outcome);
+  });
+
+  it('after the lock, the same request goes upstream again: a non-2xx is never replayed', async () => {
+    const upstream = heldUpstream(2);
+    const store = sharedStore(() => undefined, withTakeOrRead);
+    const a = instance(store, upstream);
+    const b = instance(store, upstream);
+    const first = a.refresh(call, 'rt-1');
+    await until(() => upstream.calls() === 1);
+    upstream.answer(0, throttled);
+    await first;
+    const later = b.refresh(call, 'rt-1');
+    await until(() => upstream.calls() === 2);
+    upstream.answer(1, throttled);
+    expect((await later).source).toBe('upstream');
+  });
+});
