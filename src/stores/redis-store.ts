@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { NinjaAuthStore } from '../types.js';
 
 /**
@@ -15,9 +16,19 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
+/** A Lua script, sent by its SHA-1 (EVALSHA) and in full only when the server does not have it yet. */
+interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+
 // Lua returns nil for false: nil means "stored", a string is the value already there.
-const TAKE_OR_READ = "local held = redis.call('GET', KEYS[1]) if held then return held end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
-const RELEASE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+const TAKE_OR_READ = script("local held = redis.call('GET', KEYS[1]) if held then return held end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false");
+const RELEASE_IF_OWNER = script("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+
+const isNoScript = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message ?? error).startsWith('NOSCRIPT');
 
 /** Rotation state shared by every process and host that uses the same Redis. */
 export class RedisStore implements NinjaAuthStore {
@@ -49,12 +60,25 @@ export class RedisStore implements NinjaAuthStore {
   }
 
   async setIfAbsentOrGet(key: string, value: string, ttlMs: number): Promise<true | string> {
-    const held = await this.#client.call('EVAL', TAKE_OR_READ, 1, this.#prefix + key, value, Math.max(1, Math.ceil(ttlMs)));
+    const held = await this.#run(TAKE_OR_READ, this.#prefix + key, value, Math.max(1, Math.ceil(ttlMs)));
     if (held === null || held === undefined) return true;
     return Buffer.isBuffer(held) ? held.toString('utf8') : String(held);
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
-    await this.#client.call('EVAL', RELEASE_IF_OWNER, 1, this.#prefix + key, value);
+    await this.#run(RELEASE_IF_OWNER, this.#prefix + key, value);
+  }
+
+  /**
+   * Runs a one-key script by its SHA-1; a server that does not know it yet (a restart, a failover, another node
+   * of a cluster) answers NOSCRIPT, and then it is sent once in full, which also loads it there.
+   */
+  async #run(lua: Script, key: string, ...args: Array<string | number>): Promise<unknown> {
+    try {
+      return await this.#client.call('EVALSHA', lua.sha, 1, key, ...args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return this.#client.call('EVAL', lua.source, 1, key, ...args);
+    }
   }
 }

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type NinjaAuthOptions, RedisStore, type ReuseDetectedEvent } from '../../src/index.js';
 import { asBytes, eventually, hostApp } from '../helpers/host.js';
-import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Several instances in one process, each with its own Redis client: what holds across hosts holds here.
@@ -93,5 +93,32 @@ describe('RedisStore across instances', () => {
     expect((await refresh(a!, token)).status).toBe(400);
     await eventually(() => reuses.length === 1);
     expect(reuses[0]!.successorPresented).toBe(true);
+  });
+});
+
+describe('RedisStore scripts', () => {
+  it('are sent by SHA-1 (EVALSHA); a server that lost them (SCRIPT FLUSH) gets each once in full, then EVALSHA again', async () => {
+    // A server of this test's own: its command counts are this test's alone.
+    const own = await startRedisServer();
+    const client = await redisClient(own.url);
+    clients.push(client);
+    const store = new RedisStore({ client, prefix: uniquePrefix() });
+    const calls = async (command: string): Promise<number> => {
+      const stats = String(await client.call('INFO', 'commandstats'));
+      return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    };
+    await client.call('SCRIPT', 'FLUSH');
+    const [eval0, evalsha0] = [await calls('eval'), await calls('evalsha')];
+    expect(await store.setIfAbsentOrGet('lock-a', 'owner-1', 1000)).toBe(true);
+    expect(await store.setIfAbsentOrGet('lock-a', 'owner-2', 1000)).toBe('owner-1');
+    await store.deleteIfEquals('lock-a', 'owner-2');
+    expect(await store.get('lock-a')).toBe('owner-1');
+    await store.deleteIfEquals('lock-a', 'owner-1');
+    expect(await store.get('lock-a')).toBeUndefined();
+    // Two scripts, each loaded once by EVAL after its first NOSCRIPT; every other run by SHA-1.
+    expect((await calls('eval')) - eval0).toBe(2);
+    expect((await calls('evalsha')) - evalsha0).toBe(4);
+    client.disconnect();
+    await own.stop();
   });
 });
