@@ -100,6 +100,8 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const call = { ...(await site.authenticate(url, plan.form)), endpoint: name };
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
+    // The store learns the answer after the caller has it; close() waits for this too.
+    await result.settled;
   } catch (error) {
     const refusal = error instanceof Refusal ? error : new Refusal(500, 'server_error', 'the token proxy failed unexpectedly');
     if (!(error instanceof Refusal)) {

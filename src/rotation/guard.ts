@@ -7,7 +7,7 @@ import { type Instrumentation, NO_INSTRUMENTATION } from '../instrumentation.js'
 import { storeLog } from '../log.js';
 import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
-import type { Upstream, UpstreamCall, UpstreamOutcome } from '../upstream.js';
+import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '../upstream.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import { openOutcome, openReply, sealOutcome, sealReply } from './reply-cipher.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
@@ -31,6 +31,8 @@ export interface RefreshResult {
   readonly outcome: UpstreamOutcome;
   readonly source: ReplySource;
   readonly reuse?: ReuseSighting;
+  /** The store work this refresh still does after its answer is known; the caller does not wait for it. */
+  readonly settled?: Promise<void>;
 }
 
 export interface RotationGuard {
@@ -112,23 +114,33 @@ export function rotationGuard(
     return new StoreSession(stores);
   };
 
+  /**
+   * A refresh over the store. The caller waits for one batch (one round trip to a network store) before the
+   * upstream call: the lock and every read at once. What the store needs to know afterwards (the reply, which token
+   * replaced which, the lock's release) goes out once the answer is known and is not waited for: it is the
+   * result's `settled`, which the router awaits after the reply has gone out (and `close()` with it).
+   */
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
     const store = session();
     const tokenId = sha256Hex(refreshToken);
-    const [stored, sealed, rotatedAt, succeeded, predecessor] = await store.getAll([
+    const request: GuardedRequest = { call, refreshToken, requestKey, tokenId, store, owner: sharesLocks ? randomUUID() : '' };
+    const lockKey = KEYS.lock(tokenId, requestKey);
+    const { lock, values } = await store.begin(sharesLocks ? [lockKey, request.owner, lockTtlMs] : undefined, [
       replays ? KEYS.reply(tokenId, requestKey) : undefined,
       replays || sharesLocks ? KEYS.sealed(tokenId) : undefined,
       detectsReuse ? KEYS.rotated(tokenId) : undefined,
       detectsReuse ? KEYS.succeeded(tokenId) : undefined,
       replays || detectsReuse ? KEYS.predecessor(tokenId) : undefined,
     ]);
+    const [stored, sealed, rotatedAt, succeeded, predecessor] = values;
+    const afterwards: Array<Promise<void>> = [];
     // The successor is in use: from now on its predecessor is never replayed again, and reuse of it says so.
     if (predecessor !== undefined) {
-      await store.setAll([
+      afterwards.push(store.setAll([
         replays ? [KEYS.sealed(predecessor), '1', rotation.reuseGraceMs] : undefined,
         detectsReuse ? [KEYS.succeeded(predecessor), '1', rotation.reuseDetectionMs] : undefined,
-      ]);
+      ]));
     }
     const replay = (value: string | undefined): RefreshResult | undefined => {
       const answer = sealed === undefined && value !== undefined ? openReply(value, refreshToken, requestKey) : undefined;
@@ -136,49 +148,63 @@ export function rotationGuard(
     };
 
     const fromStore = replay(stored);
-    if (fromStore !== undefined) return fromStore;
+    if (fromStore !== undefined) {
+      if (lock === true) afterwards.push(store.release(lockKey, request.owner, undefined));
+      return settling(fromStore, afterwards);
+    }
     const reuse = rotatedAt === undefined
       ? undefined
       : { fingerprint: fingerprint(refreshToken), rotatedAt: new Date(Number(rotatedAt)), successorPresented: succeeded !== undefined };
-
-    const callUpstream = async (): Promise<Called> => {
-      const outcome = await upstream(call);
-      const storedReply = await remember(store, outcome, refreshToken, requestKey, tokenId);
-      return { result: reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse }, storedReply };
-    };
-    // In one process, the in-flight map below already coalesces; only a shared store needs the lock.
-    if (!sharesLocks) return (await callUpstream()).result;
-    return withLock(store, { tokenId, requestKey, refreshToken }, replay, callUpstream);
+    // In one process, the in-flight map below already coalesces; only a shared store needs the lock, and a
+    // request that could not reach it goes on under the local guard.
+    if (lock === true || lock === undefined) return settling(await callUpstream(request, reuse, lock === true), afterwards);
+    return settling(await waitForHolder(request, lock, replay, reuse), afterwards);
   }
 
-  /** After a 2xx rotation: the sealed reply, when it was rotated, and which token replaced which. True when the reply was stored. */
-  async function remember(store: StoreSession, outcome: UpstreamOutcome, refreshToken: string, requestKey: string, tokenId: string): Promise<boolean> {
-    if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return false;
-    const successor = tokenSetOf(outcome.json).refreshToken;
-    if (successor === undefined || successor === refreshToken) return false;
-    await store.setAll([
-      replays ? [KEYS.reply(tokenId, requestKey), sealReply(outcome, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
-      detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
-      replays || detectsReuse ? [KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs] : undefined,
-    ]);
-    return replays;
+  /** Calls upstream; what the store must learn of the answer is `settled`, after the caller has it. */
+  async function callUpstream(request: GuardedRequest, reuse: ReuseSighting | undefined, holdsLock: boolean): Promise<RefreshResult> {
+    const outcome = await upstream(request.call);
+    const result: RefreshResult = reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
+    return { ...result, settled: remember(request, outcome, holdsLock) };
   }
 
   /**
-   * Across processes: one caller per request holds the store's lock and calls upstream; the others wait for
-   * its answer. A 2xx rotation they find among the stored replies (when replay is on); any other answer, and
-   * every answer when replay is off, the holder leaves under a key named after itself, which only those who saw
-   * it hold the lock know: an answer is handed to the callers of the request in flight, never replayed later.
-   * Whoever takes the lock looks for a stored reply first: another instance may have finished while this one
-   * waited, or just before it came.
+   * After the answer: a 2xx rotation's sealed reply, when the token was rotated and which token replaced which;
+   * then, holding the lock, its release, with the answer for those who waited when it is not a stored reply. The
+   * two batches go out together, in this order, so a waiter never finds the lock free before the reply is there.
    */
-  async function withLock(
-    store: StoreSession,
-    request: { readonly tokenId: string; readonly requestKey: string; readonly refreshToken: string },
+  function remember(request: GuardedRequest, outcome: UpstreamOutcome, holdsLock: boolean): Promise<void> {
+    const { store, refreshToken, requestKey, tokenId, owner } = request;
+    const successor = outcome.kind === 'answered' && outcome.status >= 200 && outcome.status <= 299 ? tokenSetOf(outcome.json).refreshToken : undefined;
+    const rotated = successor !== undefined && successor !== refreshToken;
+    const saving = rotated
+      ? store.setAll([
+        replays ? [KEYS.reply(tokenId, requestKey), sealReply(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
+        detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
+        replays || detectsReuse ? [KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs] : undefined,
+      ])
+      : Promise.resolve();
+    if (!holdsLock) return saving;
+    const publish: StoreWrite | undefined = rotated && replays
+      ? undefined
+      : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs];
+    const releasing = store.release(KEYS.lock(tokenId, requestKey), owner, publish);
+    return Promise.all([saving, releasing]).then(() => undefined);
+  }
+
+  /**
+   * Another instance holds the lock for this request: wait for its answer. A 2xx rotation is among the stored
+   * replies (when replay is on); any other answer, and every answer when replay is off, the holder leaves under a
+   * key named after itself, which only those who saw it hold the lock know: an answer is handed to the callers of
+   * the request in flight, never replayed later. Whoever takes the lock next looks for a stored reply first.
+   */
+  async function waitForHolder(
+    request: GuardedRequest,
+    firstHolder: string,
     replay: (value: string | undefined) => RefreshResult | undefined,
-    callUpstream: () => Promise<Called>,
+    reuse: ReuseSighting | undefined,
   ): Promise<RefreshResult> {
-    const { tokenId, requestKey, refreshToken } = request;
+    const { store, tokenId, requestKey, refreshToken, owner } = request;
     const replyKey = replays ? KEYS.reply(tokenId, requestKey) : undefined;
     const lockKey = KEYS.lock(tokenId, requestKey);
     const answerOf = (holder: string | undefined): string | undefined => (holder === undefined ? undefined : KEYS.answer(tokenId, requestKey, holder));
@@ -186,41 +212,30 @@ export function rotationGuard(
       const outcome = value === undefined ? undefined : openOutcome(value, refreshToken, requestKey);
       return outcome === undefined ? undefined : { outcome, source: 'coalesced' };
     };
-    const owner = randomUUID();
     const waitUntil = now() + lockTtlMs;
     /** The holder this request last saw with the lock. */
-    let holder: string | undefined;
-    let lockSeenFree = true;
+    let holder: string | undefined = firstHolder === '' ? undefined : firstHolder;
     for (;;) {
-      if (lockSeenFree) {
-        const taken = await store.acquire(lockKey, owner, lockTtlMs);
-        if (taken === undefined) return (await callUpstream()).result;
-        if (taken !== true && taken !== '') holder = taken;
-        if (taken === true) {
-          let called: Called | undefined;
-          try {
-            if (holder !== undefined || replays) {
-              const [stored, held] = await store.getAll([replyKey, answerOf(holder)]);
-              const secondLook = replay(stored) ?? handed(held);
-              if (secondLook !== undefined) return secondLook;
-            }
-            called = await callUpstream();
-            return called.result;
-          } finally {
-            const publish: StoreWrite | undefined = called === undefined || called.storedReply
-              ? undefined
-              : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(called.result.outcome, refreshToken, requestKey), lockTtlMs];
-            await store.release(lockKey, owner, publish);
-          }
-        }
-      }
-      if (now() > waitUntil) return (await callUpstream()).result;
+      if (now() > waitUntil) return callUpstream(request, reuse, false);
       await sleep(LOCK_POLL_MS);
       const [stored, held, lockValue] = await store.getAll([replyKey, answerOf(holder), lockKey]);
       const whileWaiting = replay(stored) ?? handed(held);
       if (whileWaiting !== undefined) return whileWaiting;
-      if (lockValue !== undefined) holder = lockValue;
-      lockSeenFree = lockValue === undefined;
+      if (lockValue !== undefined) {
+        holder = lockValue;
+        continue;
+      }
+      const taken = await store.acquire(lockKey, owner, lockTtlMs);
+      if (taken === undefined) return callUpstream(request, reuse, false);
+      if (taken !== true) {
+        if (taken !== '') holder = taken;
+        continue;
+      }
+      const [secondStored, secondHeld] = await store.getAll([replyKey, answerOf(holder)]);
+      const secondLook = replay(secondStored) ?? handed(secondHeld);
+      if (secondLook === undefined) return callUpstream(request, reuse, true);
+      await store.release(lockKey, owner, undefined);
+      return secondLook;
     }
   }
 
@@ -232,8 +247,10 @@ export function rotationGuard(
       const shared = await pending;
       return { outcome: shared.outcome, source: 'coalesced' };
     }
-    const leader = guarded(call, refreshToken, requestKey).finally(() => inFlight.delete(requestKey));
+    const leader = guarded(call, refreshToken, requestKey);
     inFlight.set(requestKey, leader);
+    // Until the store knows the answer, a request that comes meanwhile shares the leader's rather than asking the store.
+    void leader.then((result) => result.settled, () => undefined).finally(() => inFlight.delete(requestKey));
     return leader;
   };
 
@@ -245,10 +262,21 @@ export function rotationGuard(
   return { enabled, refresh, revoked, dispose: () => stores.local?.shutdown() };
 }
 
-/** An upstream call of the guard's own: its result, and whether the reply went to the store for replay. */
-interface Called {
-  readonly result: RefreshResult;
-  readonly storedReply: boolean;
+/** One refresh as the guard handles it. */
+interface GuardedRequest {
+  readonly call: UpstreamCall;
+  readonly refreshToken: string;
+  readonly requestKey: string;
+  readonly tokenId: string;
+  readonly store: StoreSession;
+  /** This request's lock value: who holds the lock while it calls upstream. */
+  readonly owner: string;
+}
+
+/** The result, with the store work still under way after it (its own and whatever the result already had). */
+function settling(result: RefreshResult, afterwards: ReadonlyArray<Promise<void>>): RefreshResult {
+  const pending = result.settled === undefined ? afterwards : [...afterwards, result.settled];
+  return pending.length === 0 ? result : { ...result, settled: Promise.all(pending).then(() => undefined) };
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */

@@ -66,6 +66,31 @@ export class StoreSession {
   }
 
   /**
+   * Takes the lock (when `lock` is given) and reads the keys, in one batch, so one round trip: the lock first, so
+   * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
+   */
+  async begin(lock: StoreWrite | undefined, keys: ReadonlyArray<string | undefined>): Promise<{ lock: true | string | undefined; values: Array<string | undefined> }> {
+    const { local, primary } = this.stores;
+    const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
+    if (!this.onPrimary) return { lock: undefined, values: keys.map(fromLocal) };
+    const takeOrRead = primary.setIfAbsentOrGet;
+    const lockOperations: Array<() => unknown> = lock === undefined
+      ? []
+      : typeof takeOrRead === 'function'
+        ? [() => takeOrRead.call(primary, ...lock)]
+        : [() => primary.setIfAbsent(...lock), () => primary.get(lock[0])];
+    const reads = keys.map((key) => (key === undefined ? undefined : () => primary.get(key)));
+    const results = await this.#batch<unknown>(lock === undefined ? 'get' : 'lock', [...lockOperations, ...reads]);
+    if (results === undefined) return { lock: undefined, values: keys.map(fromLocal) };
+    const values = results.slice(lockOperations.length);
+    const read = keys.map((key, i) => (typeof values[i] === 'string' ? (values[i] as string) : fromLocal(key)));
+    if (lock === undefined) return { lock: undefined, values: read };
+    const taken = lockOperations.length === 1 ? lockAnswer(results[0]) : results[0] === true ? true : typeof results[1] === 'string' ? results[1] : '';
+    if (taken === true) this.#holdsLock = true;
+    return { lock: taken, values: read };
+  }
+
+  /**
    * Takes a lock in the shared store: `true` when taken, else the value of whoever holds it (`''` when it could not
    * be read), or `undefined` when this request is not on the shared store (local memory needs no lock: one
    * process coalesces in memory).
@@ -77,8 +102,7 @@ export class StoreSession {
     let result: true | string | undefined;
     if (typeof takeOrRead === 'function') {
       const [answer] = (await this.#batch<unknown>('lock', [() => takeOrRead.call(primary, key, value, ttlMs)])) ?? [undefined];
-      // Anything but `true` or a holder's value (a store that mistook it for setIfAbsent) is a refusal by someone unknown.
-      result = !this.#onPrimary ? undefined : answer === true ? true : typeof answer === 'string' ? answer : '';
+      result = !this.#onPrimary ? undefined : lockAnswer(answer);
     } else {
       // The read goes out with the attempt, so that it sees the holder that refused it as often as can be.
       const [taken, held] = (await this.#batch<boolean | string | undefined>('lock', [() => primary.setIfAbsent(key, value, ttlMs), () => primary.get(key)])) ?? [];
@@ -134,6 +158,9 @@ export class StoreSession {
     this.stores.health.failed(operation, error);
   }
 }
+
+/** Anything but `true` or a holder's value (a store that mistook it for setIfAbsent) is a refusal by someone unknown. */
+const lockAnswer = (answer: unknown): true | string => (answer === true ? true : typeof answer === 'string' ? answer : '');
 
 /** Asks the failing store one cheap question, without anyone waiting on the answer, and tells the health. */
 export function probe(stores: GuardStores, onAnswered: () => void): void {
