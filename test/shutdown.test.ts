@@ -50,32 +50,35 @@ function refresh(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
+/**
+ * SIGTERM while a refresh is at the upstream: the signal handler runs (the server stops accepting) before the
+ * upstream answers. Resolves with the caller's reply and the process's exit code.
+ */
+async function sigtermMidRefresh(app: App): Promise<{ reply: { status: number; body: string }; code: number }> {
+  held = [];
+  const reply = refresh(app.port);
+  await eventually(() => held.length === 1);
+  app.child.kill('SIGTERM');
+  await eventually(() => app.lines.some((line) => line['closing'] === true));
+  held.shift()!();
+  const answered = await reply;
+  const [code] = (await once(app.child, 'exit')) as [number];
+  return { reply: answered, code };
+}
+
 describe('graceful shutdown of a real process', () => {
   it('SIGTERM mid-refresh: the caller gets the rotated reply, the hook persists it, then the process exits 0', async () => {
-    held = [];
     const app = await startApp('signal');
-    const reply = refresh(app.port);
-    await eventually(() => held.length === 1);
-    app.child.kill('SIGTERM');
-    // The signal handler runs (server.close() and router.close() under way) before the upstream answers.
-    await eventually(() => app.lines.some((line) => line['closing'] === true));
-    held.shift()!();
-    expect(await reply).toEqual({ status: 200, body: ROTATED });
-    const [code] = (await once(app.child, 'exit')) as [number];
+    const { reply, code } = await sigtermMidRefresh(app);
+    expect(reply).toEqual({ status: 200, body: ROTATED });
     expect(code).toBe(0);
     expect(app.lines.slice(1)).toEqual([{ closing: true }, { persisted: 'rt-rotated-7', replayed: false }, { closed: true }]);
   });
 
   it('the control: exiting once server.close() calls back, without router.close(), loses the hook', async () => {
-    held = [];
     const app = await startApp('abrupt');
-    const reply = refresh(app.port);
-    await eventually(() => held.length === 1);
-    app.child.kill('SIGTERM');
-    await eventually(() => app.lines.some((line) => line['closing'] === true));
-    held.shift()!();
-    expect(await reply).toEqual({ status: 200, body: ROTATED });
-    await once(app.child, 'exit');
+    const { reply } = await sigtermMidRefresh(app);
+    expect(reply).toEqual({ status: 200, body: ROTATED });
     expect(app.lines.some((line) => line['persisted'] !== undefined)).toBe(false);
   });
 
