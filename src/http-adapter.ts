@@ -18,8 +18,10 @@ export interface UpstreamAgents {
   readonly https: https.Agent;
   /** Never reuse a connection: a retry must not land on another stale one. Same TLS options as `https`. */
   readonly fresh: { readonly http: http.Agent; readonly https: https.Agent };
-  /** Closes every pooled connection, idle or not; for shutdown. */
+  /** Closes every pooled connection, idle or not; for shutdown. After it, nothing is retried. */
   destroy(): void;
+  /** True once `destroy()` was called: a request its sockets' end cut off failed for that, not for a stale pool. */
+  readonly released: boolean;
 }
 
 /** The agents of the default client; `tls` (client certificate, CAs) applies to every https connection. */
@@ -30,13 +32,24 @@ export function upstreamAgents(tls: https.AgentOptions = {}): UpstreamAgents {
     https: new https.Agent({ ...tls, ...pooled }),
     fresh: { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ ...tls, keepAlive: false }) },
   };
+  let released = false;
   return {
     ...agents,
     destroy: () => {
+      released = true;
       for (const agent of [agents.http, agents.https, agents.fresh.http, agents.fresh.https]) agent.destroy();
+    },
+    get released() {
+      return released;
     },
   };
 }
+
+/**
+ * A request config that can be made again for a second attempt: a new body with fresh client authentication (a
+ * new client assertion, whose `jti` must never be sent twice).
+ */
+export type RenewableRequestConfig = InternalAxiosRequestConfig & { readonly renewBody?: () => Promise<string> };
 
 /**
  * The transport of the default axios instance: one node:http request on a keep-alive agent, the body
@@ -56,7 +69,7 @@ export function leanHttpAdapter(agents: UpstreamAgents): AxiosAdapter {
     }
     return target;
   };
-  return (config) => exchange(config, targetOf(config));
+  return (config) => exchange(config, targetOf(config), agents);
 }
 
 interface Target {
@@ -95,11 +108,10 @@ const DECODERS: Readonly<Record<string, () => zlib.Gunzip | zlib.Inflate | zlib.
  */
 const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
 
-function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<AxiosResponse> {
+function exchange(config: RenewableRequestConfig, target: Target, agents: UpstreamAgents): Promise<AxiosResponse> {
   return new Promise((resolve, reject) => {
-    const body = requestBody(config.data);
+    const firstBody = requestBody(config.data);
     const headers = outgoingHeaders(config);
-    if (body !== undefined) headers['content-length'] = String(body.length);
     const method = (config.method ?? 'get').toUpperCase();
     const signal = config.signal as AbortSignal | undefined;
     let current: http.ClientRequest | undefined;
@@ -124,8 +136,8 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
      * upstream had closed the connection while it sat idle: the request is sent once more, on a new connection.
      * Once a byte has come back, or on a new connection, a failure is final: the upstream may have seen it.
      */
-    const send = (agent: http.Agent, mayRetry: boolean): void => {
-      const req = target.transport.request({ ...target.options, agent, method, headers });
+    const send = (agent: http.Agent, mayRetry: boolean, body: Buffer | undefined): void => {
+      const req = target.transport.request({ ...target.options, agent, method, headers: body === undefined ? headers : { ...headers, 'content-length': String(body.length) } });
       current = req;
       let socket: Socket | undefined;
       let bytesReadBefore = 0;
@@ -137,8 +149,8 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (settled) return;
         const unanswered = !responded && socket !== undefined && socket.bytesRead === bytesReadBefore;
-        if (mayRetry && req.reusedSocket && unanswered && STALE_CONNECTION_ERRORS.has(error.code ?? '')) {
-          send(target.fresh, false);
+        if (mayRetry && !agents.released && req.reusedSocket && unanswered && STALE_CONNECTION_ERRORS.has(error.code ?? '')) {
+          retry();
           return;
         }
         fail(AxiosError.from(error, error.code, config, req));
@@ -148,6 +160,21 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
         receive(req, res);
       });
       req.end(body);
+    };
+
+    /** Once, on a new connection; with a body made anew where the request carries one-time credentials. */
+    const retry = (): void => {
+      const { renewBody } = config;
+      if (renewBody === undefined) {
+        send(target.fresh, false, firstBody);
+        return;
+      }
+      renewBody().then(
+        (data) => {
+          if (!settled) send(target.fresh, false, requestBody(data));
+        },
+        (error: unknown) => fail(AxiosError.from(error as Error, 'ERR_RENEW', config, current)),
+      );
     };
 
     const receive = (req: http.ClientRequest, res: http.IncomingMessage): void => {
@@ -206,7 +233,7 @@ function exchange(config: InternalAxiosRequestConfig, target: Target): Promise<A
     if (config.timeout) {
       deadline = setTimeout(() => fail(new AxiosError(`timeout of ${config.timeout}ms exceeded`, AxiosError.ECONNABORTED, config, current)), config.timeout);
     }
-    send(target.options.agent as http.Agent, true);
+    send(target.options.agent as http.Agent, true, firstBody);
   });
 }
 

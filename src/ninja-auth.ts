@@ -97,7 +97,11 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();
-    const call = { ...(await site.authenticate(url, plan.form)), endpoint: name };
+    const authenticated = await site.authenticate(url, plan.form);
+    // A per-request credential (a client assertion) is made anew should the transport have to send the request again.
+    const call = authenticated.form.has('client_assertion')
+      ? { ...authenticated, endpoint: name, renew: () => site.authenticate(url, plan.form) }
+      : { ...authenticated, endpoint: name };
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
     // The store learns the answer after the caller has it; close() waits for this too.

@@ -1,6 +1,6 @@
 import type https from 'node:https';
 import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
-import { leanHttpAdapter, upstreamAgents } from './http-adapter.js';
+import { leanHttpAdapter, type RenewableRequestConfig, upstreamAgents } from './http-adapter.js';
 import type { Configuration } from './options.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { EndpointName } from './types.js';
@@ -17,6 +17,11 @@ export interface UpstreamCall {
   readonly form: URLSearchParams;
   /** `Basic …` under client_secret_basic. */
   readonly authorization?: string;
+  /**
+   * The same request with its client authentication made anew (a new assertion): for the one retry on a new
+   * connection, which must not send a `jti` twice. Absent where the credentials do not change per request.
+   */
+  readonly renew?: () => UpstreamCall | Promise<UpstreamCall>;
   /** The router endpoint whose request this is, for telemetry's `ninja_auth.endpoint`. */
   readonly endpoint?: EndpointName;
 }
@@ -148,7 +153,11 @@ export function createUpstream(config: Configuration): UpstreamClient {
   const headersFor = postHeaders();
   const direct = (request: InternalAxiosRequestConfig): Promise<UpstreamOutcome> => settle(() => adapter(request));
   return {
-    send: (call) => direct({ ...base, method: 'post', url: call.url, data: call.form.toString(), headers: headersFor(call.authorization) }),
+    send: (call) => {
+      const request: RenewableRequestConfig = { ...base, method: 'post', url: call.url, data: call.form.toString(), headers: headersFor(call.authorization) };
+      const { renew } = call;
+      return direct(renew === undefined ? request : { ...request, renewBody: async () => (await renew()).form.toString() });
+    },
     get: (url) => direct({ ...base, method: 'get', url, headers: GET_HEADERS }),
     release,
   };

@@ -103,6 +103,30 @@ describe('pooled upstream connections', () => {
     expect(upstream.connections).toBe(1);
   });
 
+  it('the retry of a request with a client assertion carries a new one: no jti is sent twice', async () => {
+    const assertions: string[] = [];
+    const upstream = await countingUpstream((nth, req) => {
+      if (nth === 1) return 'answer';
+      // The reused connection: the upstream reads the request, then drops it without a byte of answer.
+      return (received) => {
+        received();
+        req.socket.resetAndDestroy();
+      };
+    });
+    upstream.server.prependListener('request', (req: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => assertions.push(new URLSearchParams(Buffer.concat(chunks).toString()).get('client_assertion') ?? ''));
+    });
+    const host = hostApp({ upstream: { tokenUrl: upstream.url }, clientId: 'jwt-client', clientSecret: 'jwt-client-secret-of-32-bytes!!!', clientAuth: 'client_secret_jwt' });
+    expect((await refresh(host, 'rt-1')).status).toBe(200);
+    expect((await refresh(host, 'rt-2')).status).toBe(200);
+    expect(upstream.received).toEqual(['rt-1', 'rt-2', 'rt-2']);
+    const jtis = assertions.map((jwt) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti);
+    expect(jtis).toHaveLength(3);
+    expect(new Set(jtis).size).toBe(3);
+  });
+
   it('on a reused connection, a reset after the first bytes of the answer is not retried either', async () => {
     const upstream = await countingUpstream((nth, req, res) => {
       if (nth === 1) return 'answer';
@@ -185,6 +209,27 @@ describe('the transport’s agents', () => {
   it('a Keep-Alive: timeout= hint shorter than that shortens it, a second early', async () => {
     const { socket } = await idleSocketAfterOneRequest({ 'keep-alive': 'timeout=3' });
     expect(socket.timeout).toBe(2000);
+  });
+
+  it('a request cut off by destroy() (a close() that ran out of time) is not sent again', async () => {
+    let held = 0;
+    const upstream = await countingUpstream((nth) => (nth === 1 ? 'answer' : (received) => {
+      received();
+      held++;
+    }));
+    const agents = upstreamAgents();
+    cleanups.push(() => agents.destroy());
+    const client = axios.create({ adapter: leanHttpAdapter(agents), responseType: 'arraybuffer', validateStatus: () => true });
+    expect((await client.post(upstream.url, 'grant_type=refresh_token&refresh_token=rt-1')).status).toBe(200);
+    const pending = client.post(upstream.url, 'grant_type=refresh_token&refresh_token=rt-2').then(() => 'answered', (error: { code?: string }) => error.code);
+    await new Promise<void>((resolve) => {
+      const check = (): void => void (held === 1 ? resolve() : setImmediate(check));
+      check();
+    });
+    agents.destroy();
+    expect(await pending).toBe('ECONNRESET');
+    expect(upstream.received).toEqual(['rt-1', 'rt-2']);
+    expect(upstream.connections).toBe(1);
   });
 
   it('destroy() closes the pooled connections, on the upstream’s side too', async () => {
