@@ -39,10 +39,11 @@ const OPTION_NAMES = Object.keys(OPTION_KEYS);
 const TELEMETRY_NAMES = Object.keys(TELEMETRY_KEYS);
 const UPSTREAM_NAMES = Object.keys(UPSTREAM_KEYS);
 const HOOK_NAMES = Object.keys(HOOK_KEYS);
-const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
-  'client_secret_post', 'client_secret_basic', 'client_secret_jwt', 'private_key_jwt', 'tls_client_auth',
-  'self_signed_tls_client_auth', 'none',
-];
+const CLIENT_AUTH_METHOD_KEYS: { readonly [M in ClientAuthMethod]: true } = {
+  client_secret_post: true, client_secret_basic: true, client_secret_jwt: true, private_key_jwt: true,
+  tls_client_auth: true, self_signed_tls_client_auth: true, none: true,
+};
+const CLIENT_AUTH_METHODS = Object.keys(CLIENT_AUTH_METHOD_KEYS) as ClientAuthMethod[];
 const RESERVED_PARAMS = ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type', 'grant_type'];
 
 export interface ClientCredentials {
@@ -200,7 +201,10 @@ function parseRotation(options: NinjaAuthOptions): RotationSettings {
   };
 }
 
-const STORE_METHODS = ['get', 'set', 'setIfAbsent', 'deleteIfEquals'] as const;
+/** The store's required methods: every key of NinjaAuthStore whose value is a function and not optional. */
+type RequiredMethods<T> = { [K in keyof T]-?: undefined extends T[K] ? never : T[K] extends (...args: never[]) => unknown ? K : never }[keyof T];
+const STORE_METHOD_KEYS: { readonly [M in RequiredMethods<NinjaAuthStore>]: true } = { get: true, set: true, setIfAbsent: true, deleteIfEquals: true };
+const STORE_METHODS = Object.keys(STORE_METHOD_KEYS) as Array<RequiredMethods<NinjaAuthStore>>;
 
 function parseStore(value: unknown): NinjaAuthStore | undefined {
   if (value === undefined) return undefined;

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { NinjaAuthConfigError } from './errors.js';
-import type { PemInput } from './types.js';
+import type { NinjaAuthTlsOptions, PemInput } from './types.js';
 
 /** The `tls` option, checked: what the default client's https agent presents and trusts. */
 export interface TlsMaterial {
@@ -23,6 +23,10 @@ export function envPem(env: Env, envVar: string): string | undefined {
   return value.includes('\n') ? value : value.replaceAll('\\n', '\n');
 }
 
+/** Every key of the `tls` option: the compiler rejects a list that misses one. */
+const TLS_KEYS: { readonly [K in keyof Required<NinjaAuthTlsOptions>]: true } = { cert: true, key: true, ca: true, passphrase: true };
+const TLS_NAMES = Object.keys(TLS_KEYS);
+
 /**
  * Reads `tls`, or else the NINJA_AUTH_TLS_* variables, and proves the pair usable by building a TLS context
  * from it, so that a key that does not match its certificate fails at `ninjaAuth()`. Messages never quote PEM.
@@ -33,10 +37,10 @@ export function readTlsOptions(value: unknown, env: Env): TlsMaterial | undefine
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new NinjaAuthConfigError('tls', 'must be an object, e.g. { cert: fs.readFileSync("client.crt"), key: fs.readFileSync("client.key") }');
   }
-  const { cert, key, ca, passphrase, ...unknown } = given as Record<string, unknown>;
+  const { cert, key, ca, passphrase } = given as Record<string, unknown>;
   if (fromEnv && cert === undefined && key === undefined && ca === undefined) return undefined;
-  const extra = Object.keys(unknown)[0];
-  if (extra !== undefined) throw new NinjaAuthConfigError(`tls.${extra}`, 'is not a ninja-auth option (a typo?): known are cert, key, ca, passphrase');
+  const extra = Object.keys(given).find((name) => !TLS_NAMES.includes(name));
+  if (extra !== undefined) throw new NinjaAuthConfigError(`tls.${extra}`, `is not a ninja-auth option (a typo?): known are ${TLS_NAMES.join(', ')}`);
   const pem = (field: 'cert' | 'key', input: unknown): PemInput => {
     if (input === undefined) throw new NinjaAuthConfigError(`tls.${field}`, `is required: tls needs both cert and key (PEM)`, TLS_ENV[field]);
     if (!isPem(input)) throw new NinjaAuthConfigError(`tls.${field}`, 'must be PEM, as a string or a Buffer', TLS_ENV[field]);

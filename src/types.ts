@@ -58,7 +58,7 @@ export interface UpstreamOptions {
 export interface NinjaAuthOptions {
   /** Where the endpoints are mounted inside the router. Defaults to `'/auth'`. */
   prefix?: string | undefined;
-  upstream?: UpstreamOptions;
+  upstream?: UpstreamOptions | undefined;
   /** Client id sent upstream; replaces a client-sent `client_id`. Defaults to env `NINJA_AUTH_CLIENT_ID`. */
   clientId?: string | undefined;
   /** Kept server-side, never accepted from or shown to the caller. Defaults to env `NINJA_AUTH_CLIENT_SECRET`. */
@@ -68,7 +68,7 @@ export interface NinjaAuthOptions {
    * `'client_secret_post'` when a secret is set, else `'none'`; with `upstream.issuer`, to the strongest of
    * those that the metadata lists.
    */
-  clientAuth?: ClientAuthMethod;
+  clientAuth?: ClientAuthMethod | undefined;
   /** Signs the `private_key_jwt` assertions. Defaults to env `NINJA_AUTH_CLIENT_ASSERTION_KEY` (PEM or JWK JSON). */
   clientAssertionKey?: ClientAssertionKey | undefined;
   /**
@@ -84,36 +84,36 @@ export interface NinjaAuthOptions {
    */
   tls?: NinjaAuthTlsOptions | undefined;
   /** Added to every upstream token request (not revocation) when the caller did not send them. Defaults to `{}`. */
-  extraParams?: Record<string, string>;
+  extraParams?: Record<string, string> | undefined;
   /** Grant types accepted. Defaults to `['password', 'authorization_code', 'client_credentials', 'refresh_token']`. */
-  grantTypes?: string[];
+  grantTypes?: string[] | undefined;
   /** When set, `/token` requires `Authorization: Bearer <authKey>`. Defaults to env `NINJA_AUTH_KEY`. */
   authKey?: string | undefined;
   /** Password grant only: which usernames may log in. Defaults to all. */
-  allowUsernames?: string[] | ((username: string) => boolean | Promise<boolean>);
+  allowUsernames?: string[] | ((username: string) => boolean | Promise<boolean>) | undefined;
   /** Deadline for the whole upstream exchange, body included; past it the caller gets 504. Defaults to `10000` ms. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Request body limit; past it 413. Defaults to `16384` bytes. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Run hooks before the response is sent instead of after it is finished. Defaults to `false`. */
-  awaitHooks?: boolean;
+  awaitHooks?: boolean | undefined;
   /** With `awaitHooks`, the longest the response waits for the hooks. Defaults to `5000` ms. */
-  hookTimeoutMs?: number;
-  hooks?: NinjaAuthHooks;
+  hookTimeoutMs?: number | undefined;
+  hooks?: NinjaAuthHooks | undefined;
   /** The axios instance used to call the upstream. Defaults to a keep-alive instance built once per router. */
-  httpClient?: AxiosInstance;
+  httpClient?: AxiosInstance | undefined;
   /** Allow `http:` upstream URLs on hosts other than loopback. Defaults to `false`. */
-  allowInsecureUpstream?: boolean;
+  allowInsecureUpstream?: boolean | undefined;
   /** Identical refresh requests in flight at the same time share one upstream request. Defaults to `true`. */
-  coalesce?: boolean;
+  coalesce?: boolean | undefined;
   /** After a 2xx rotation, the same request repeated within this window gets the same reply again. `0` turns replay off. Defaults to `10000` ms. */
-  reuseGraceMs?: number;
+  reuseGraceMs?: number | undefined;
   /** How long fingerprints of rotated-away refresh tokens are remembered for `onReuseDetected`. `0` turns detection off. Defaults to `86400000` ms (a day). */
-  reuseDetectionMs?: number;
+  reuseDetectionMs?: number | undefined;
   /** Where rotation state lives. Defaults to a `new MemoryStore()` per router; use a `RedisStore` across processes. */
-  store?: NinjaAuthStore;
-  /** A refresh never waits on one store operation longer than this; past it the store is bypassed. Defaults to `500` ms. */
-  storeTimeoutMs?: number;
+  store?: NinjaAuthStore | undefined;
+  /** Bounds every batch of store operations; a refresh that reaches the upstream waits for one. Past it the store is bypassed. Defaults to `500` ms. */
+  storeTimeoutMs?: number | undefined;
   /**
    * Where metrics and spans go: `false` records nothing and loads nothing. Defaults to the global providers of
    * `@opentelemetry/api` when it is installed, else off.
@@ -180,7 +180,7 @@ export interface RotationEvent extends BaseEvent {
   previousRefreshToken: string;
   /** True when the upstream returned a refresh token that differs from the one presented. */
   rotated: boolean;
-  /** True when the reply was replayed from the store instead of fetched upstream (rotation safety). */
+  /** True when this caller got another request's reply — a coalesced one in flight, or one replayed from the store — rather than one fetched for it (rotation safety). */
   replayed: boolean;
   tokens: TokenSet;
   body: UpstreamJson;
