@@ -5,11 +5,12 @@ export function fingerprint(secret: string): string {
   return `sha256:${sha256Hex(secret).slice(0, 8)}`;
 }
 
-/** Replaces every occurrence of each secret in `text` by its fingerprint. */
+/** Replaces every occurrence of each secret in `text` by its fingerprint, however short the secret. */
 export function redact(text: string, secrets: Iterable<string | undefined>): string {
   let clean = text;
-  for (const secret of secrets) {
-    if (secret !== undefined && secret.length >= 4 && clean.includes(secret)) {
+  // Longest first, so that a secret inside another (a token inside its Basic header) cannot leave the rest behind.
+  for (const secret of [...secrets].sort((a, b) => (b?.length ?? 0) - (a?.length ?? 0))) {
+    if (secret !== undefined && secret !== '' && clean.includes(secret)) {
       clean = clean.split(secret).join(fingerprint(secret));
     }
   }
@@ -21,5 +22,6 @@ export function describeError(error: unknown, secrets: Iterable<string | undefin
   if (!(error instanceof Error)) return redact(String(error), secrets);
   const code = (error as { code?: unknown }).code;
   const label = typeof code === 'string' ? `${error.name} ${code}` : error.name;
-  return `${label}: ${redact(error.message, secrets)}`;
+  // A name and a code are the thrower's too: redacted like the message.
+  return redact(`${label}: ${error.message}`, secrets);
 }

@@ -20,7 +20,11 @@ export interface Plan {
 export type Planner = (req: Request, secrets: string[]) => Promise<Plan>;
 
 /** Parameters whose values are credentials: redacted wherever code we do not control might write them. */
-const SECRET_PARAMS = ['password', 'refresh_token', 'token', 'code', 'code_verifier', 'client_secret', 'client_assertion'];
+const SECRET_PARAMS = [
+  'password', 'refresh_token', 'token', 'code', 'code_verifier', 'client_secret', 'client_assertion',
+  // Grants an app may allow through grantTypes: JWT bearer (RFC 7523), token exchange (RFC 8693), device flow (RFC 8628).
+  'assertion', 'subject_token', 'actor_token', 'device_code',
+];
 
 /** Client authentication is the router's alone: what a caller sends of it never goes upstream. */
 export const CLIENT_CREDENTIAL_PARAMS: ReadonlySet<string> = new Set(['client_secret', 'client_assertion', 'client_assertion_type']);

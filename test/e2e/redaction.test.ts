@@ -3,7 +3,7 @@ import { format } from 'node:util';
 import createDebug from 'debug';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { NinjaAuthEvent, NinjaAuthHooks } from '../../src/index.js';
+import type { NinjaAuthEvent, NinjaAuthHooks, NinjaAuthOptions } from '../../src/index.js';
 import { eventually, hostApp } from '../helpers/host.js';
 import { type RawUpstream, rawUpstream } from '../helpers/servers.js';
 
@@ -38,7 +38,7 @@ beforeEach(() => {
 });
 
 /** A host whose every hook throws a message quoting `secrets`, and records which hooks ran. */
-function leakyHost(secrets: string[], ran: NinjaAuthEvent[]) {
+function leakyHost(secrets: string[], ran: NinjaAuthEvent[], extra: NinjaAuthOptions = {}) {
   const leak = (event: NinjaAuthEvent): never => {
     ran.push(event);
     throw new Error(`could not store ${secrets.join(' and ')}`);
@@ -51,6 +51,7 @@ function leakyHost(secrets: string[], ran: NinjaAuthEvent[]) {
     authKey: AUTH_KEY,
     reuseGraceMs: 0,
     hooks,
+    ...extra,
   });
 }
 
@@ -80,6 +81,17 @@ describe('a hook error quoting its request’s secrets is logged with fingerprin
     const ran: NinjaAuthEvent[] = [];
     const secrets = ['code-6f7a1b2c', 'verifier-0d9e8f7a6b5c', ...everyConfigured];
     const res = await request(leakyHost(secrets, ran)).post('/auth/token').set('authorization', `Bearer ${AUTH_KEY}`).type('form').send({ grant_type: 'authorization_code', code: secrets[0], code_verifier: secrets[1] });
+    expect(res.status).toBe(200);
+    await eventually(() => ran.length === 1 && lines.some((l) => l.includes('failed for request')));
+    expectRedacted(secrets);
+  });
+
+  it('token_issued: the subject and actor tokens of a token exchange (a grant an app can allow)', async () => {
+    const ran: NinjaAuthEvent[] = [];
+    const secrets = ['subject-token-5d2e91', 'actor-token-77c0a4', ...everyConfigured];
+    const grant = 'urn:ietf:params:oauth:grant-type:token-exchange';
+    const host = leakyHost(secrets, ran, { grantTypes: [grant] });
+    const res = await request(host).post('/auth/token').set('authorization', `Bearer ${AUTH_KEY}`).type('form').send({ grant_type: grant, subject_token: secrets[0], actor_token: secrets[1] });
     expect(res.status).toBe(200);
     await eventually(() => ran.length === 1 && lines.some((l) => l.includes('failed for request')));
     expectRedacted(secrets);

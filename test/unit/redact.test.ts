@@ -25,6 +25,16 @@ describe('fingerprints and redaction', () => {
     );
   });
 
+  it('however short a secret is, it is replaced; one inside another leaves nothing of either', () => {
+    expect(redact('pin 42 and pw xyz', ['42', 'xyz'])).toBe(`pin ${documented('42')} and pw ${documented('xyz')}`);
+    expect(redact('Basic c2VjcmV0 then c2VjcmV0', ['c2VjcmV0', 'Basic c2VjcmV0'])).toBe(`${documented('Basic c2VjcmV0')} then ${documented('c2VjcmV0')}`);
+  });
+
+  it('a secret in an error’s name or code is redacted too', () => {
+    const error = Object.assign(new Error('failed'), { name: 'Err-rt-in-name-1', code: 'E-rt-in-code-2' });
+    expect(describeError(error, ['rt-in-name-1', 'rt-in-code-2'])).toBe(`Err-${documented('rt-in-name-1')} E-${documented('rt-in-code-2')}: failed`);
+  });
+
   it('errors are described by name, code and a redacted message', () => {
     const error = Object.assign(new Error('failed with rt-xyz-123'), { code: 'E_HOOK' });
     expect(describeError(error, ['rt-xyz-123'])).toBe(`Error E_HOOK: failed with ${documented('rt-xyz-123')}`);
