@@ -249,8 +249,11 @@ export function rotationGuard(
     }
     const leader = guarded(call, refreshToken, requestKey);
     inFlight.set(requestKey, leader);
-    // Until the store knows the answer, a request that comes meanwhile shares the leader's rather than asking the store.
-    void leader.then((result) => result.settled, () => undefined).finally(() => inFlight.delete(requestKey));
+    // Until the store has a 2xx rotation that it may replay, a request that comes meanwhile gets it from here, as
+    // it would from the store; any other answer is shared only while it is in flight, as the contract says.
+    void leader
+      .then((result) => (replays && isRotation(result, refreshToken) ? result.settled : undefined), () => undefined)
+      .finally(() => inFlight.delete(requestKey));
     return leader;
   };
 
@@ -260,6 +263,14 @@ export function rotationGuard(
 
   const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;
   return { enabled, refresh, revoked, dispose: () => stores.local?.shutdown() };
+}
+
+/** A 2xx answer that handed out a refresh token other than the one presented: what the replay window keeps. */
+function isRotation(result: RefreshResult, refreshToken: string): boolean {
+  const { outcome } = result;
+  if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return false;
+  const successor = tokenSetOf(outcome.json).refreshToken;
+  return successor !== undefined && successor !== refreshToken;
 }
 
 /** One refresh as the guard handles it. */

@@ -120,4 +120,25 @@ describe('round trips to a shared store on the caller’s path', () => {
     expect(store.trips()).toBe(before + 1);
     store.open();
   });
+
+  it('a non-2xx answer is shared only while it is in flight: the same request once it is out asks again', async () => {
+    const store = gatedStore();
+    gated = store;
+    let calls = 0;
+    upstream = await rawUpstream((res) => {
+      calls++;
+      // The lock's release (with the answer for waiters) stays at the gate: the leader has not finished with the store.
+      store.shut();
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '3' });
+      res.end('{"error":"slow_down"}');
+    });
+    const host = hostApp({ upstream: { tokenUrl: upstream.url }, store: store.store, storeTimeoutMs: 5_000 });
+    const send = () => request(host).post('/auth/refresh_token').set('authorization', 'Bearer rt-limited').buffer(true).parse(asBytes).then((r) => r);
+    expect((await send()).status).toBe(429);
+    const again = send();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store.open();
+    expect((await again).status).toBe(429);
+    expect(calls).toBe(2);
+  });
 });
