@@ -93,7 +93,8 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     if (req.method !== 'POST') throw new Refusal(405, 'invalid_request', 'use POST', { allow: 'POST' });
     const plan = await planner(req, secrets);
     exchange = { ...plan.details, endpoint: name, requestId, at: new Date(), startedAt };
-    const found = services.site();
+    // Discovery runs under the request's span too, so its metadata GETs nest there.
+    const found = trace.within(services.site);
     const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();

@@ -187,7 +187,7 @@ function annotate(api: OpenTelemetry, span: Span, record: RequestRecord): void {
   if (record.reuse !== undefined) {
     span.addEvent(EVENTS.reuseDetected, {
       [ATTR.refreshTokenFingerprint]: record.reuse.fingerprint,
-      [ATTR.sinceRotationMs]: Math.max(0, Date.now() - record.reuse.rotatedAt.getTime()),
+      [ATTR.sinceRotationMs]: Math.max(0, (record.exchange?.at.getTime() ?? Date.now()) - record.reuse.rotatedAt.getTime()),
     });
   }
   if (errorType !== undefined) span.setStatus({ code: api.SpanStatusCode.ERROR, message: errorType });
