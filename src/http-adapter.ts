@@ -245,7 +245,19 @@ function requestBody(data: unknown): Buffer | undefined {
   return Buffer.from(JSON.stringify(data));
 }
 
-function outgoingHeaders(config: InternalAxiosRequestConfig): Record<string, string | string[]> {
+/** Flattened once per header set: the default client sends one of a few sets it built once. */
+const flattened = new WeakMap<object, Record<string, string | string[]>>();
+
+function outgoingHeaders(config: InternalAxiosRequestConfig): Readonly<Record<string, string | string[]>> {
+  let flat = flattened.get(config.headers);
+  if (flat === undefined) {
+    flat = flattenHeaders(config);
+    flattened.set(config.headers, flat);
+  }
+  return flat;
+}
+
+function flattenHeaders(config: InternalAxiosRequestConfig): Record<string, string | string[]> {
   const flat: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(config.headers.toJSON())) {
     if (typeof value === 'string' || typeof value === 'number') flat[name] = String(value);

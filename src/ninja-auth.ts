@@ -98,7 +98,8 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const site = found instanceof Promise ? await found : found;
     const url = plan.target === 'token' ? site.tokenUrl : site.revokeUrl;
     if (url === undefined) throw revocationNotConfigured();
-    const authenticated = await site.authenticate(url, plan.form);
+    const authenticating = site.authenticate(url, plan.form);
+    const authenticated = authenticating instanceof Promise ? await authenticating : authenticating;
     // A per-request credential (a client assertion) is made anew should the transport have to send the request again.
     const call = authenticated.form.has('client_assertion')
       ? { ...authenticated, endpoint: name, renew: () => site.authenticate(url, plan.form) }
@@ -106,7 +107,7 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
     // The store learns the answer after the caller has it; close() waits for this too.
-    await result.settled;
+    if (result.settled !== undefined) await result.settled;
   } catch (error) {
     const refusal = error instanceof Refusal ? error : new Refusal(500, 'server_error', 'the token proxy failed unexpectedly');
     if (!(error instanceof Refusal)) {
