@@ -2,8 +2,8 @@
 // Every reply is a ~1.2 KB token response with a fresh refresh token. Prints {"port"} when listening; answers
 // the IPC message 'calls' with how many token requests it has served.
 import http from 'node:http';
+import { tokenReplyBody } from './token-reply.mjs';
 
-const idToken = `eyJhbGciOiJSUzI1NiJ9.${'e'.repeat(700)}.${'s'.repeat(340)}`;
 let calls = 0;
 let connections = 0;
 
@@ -11,7 +11,7 @@ const server = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     calls++;
-    const body = `{"access_token":"at-${calls}-bench-access-token-value","refresh_token":"rt-${calls}-bench-refresh-token-value","token_type":"Bearer","expires_in":3600,"scope":"openid offline_access","id_token":"${idToken}"}`;
+    const body = tokenReplyBody(calls);
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });

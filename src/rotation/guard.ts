@@ -9,9 +9,9 @@ import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
 import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '../upstream.js';
 import { MemoryStore } from '../stores/memory-store.js';
-import { openOutcome, openReply, sealOutcome, sealReply } from './reply-cipher.js';
+import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
-import { type GuardStores, probe, StoreSession, type StoreWrite } from './store-session.js';
+import { type GuardStores, probe, StoreSession, type TextWrite } from './store-session.js';
 
 /** A rotated-away refresh token was presented again, outside the replay rules. */
 export interface ReuseSighting {
@@ -179,13 +179,13 @@ export function rotationGuard(
     const rotated = successor !== undefined && successor !== refreshToken;
     const saving = rotated
       ? store.setAll([
-        replays ? [KEYS.reply(tokenId, requestKey), sealReply(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
+        replays ? [KEYS.reply(tokenId, requestKey), sealReplyValue(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
         detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
         replays || detectsReuse ? [KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs] : undefined,
       ])
       : Promise.resolve();
     if (!holdsLock) return saving;
-    const publish: StoreWrite | undefined = rotated && replays
+    const publish: TextWrite | undefined = rotated && replays
       ? undefined
       : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs];
     const releasing = store.release(KEYS.lock(tokenId, requestKey), owner, publish);

@@ -34,12 +34,34 @@ function nextIv(): Buffer {
   return Buffer.from(ivPool.subarray(ivOffset - 12, ivOffset));
 }
 
-export function sealReply(answer: UpstreamAnswer, refreshToken: string, requestKey: string): string {
+/**
+ * A sealed reply as the store keeps it: the text `v2.<iv>.<tag>.<ciphertext>`, all base64url, is `head` followed
+ * by the ciphertext's bytes in base64url. A store that holds bytes takes them as they are (`MemoryStore.setBytes`).
+ */
+export class SealedReply {
+  #text: string | undefined;
+
+  constructor(
+    readonly head: string,
+    readonly bytes: Buffer,
+  ) {}
+
+  get text(): string {
+    this.#text ??= this.head + this.bytes.toString('base64url');
+    return this.#text;
+  }
+}
+
+export function sealReplyValue(answer: UpstreamAnswer, refreshToken: string, requestKey: string): SealedReply {
   const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', keyFor(refreshToken, requestKey), iv);
   const head: ReplyHead = [answer.status, { ...answer.headers }];
   const sealed = Buffer.concat([cipher.update(`${JSON.stringify(head)}\n`, 'utf8'), cipher.update(answer.body), cipher.final()]);
-  return [VERSION, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
+  return new SealedReply(`${VERSION}.${iv.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}.`, sealed);
+}
+
+export function sealReply(answer: UpstreamAnswer, refreshToken: string, requestKey: string): string {
+  return sealReplyValue(answer, refreshToken, requestKey).text;
 }
 
 /** The reply, or `undefined` when the value was not sealed for this token and request, or was tampered with. */

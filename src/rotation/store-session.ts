@@ -1,10 +1,19 @@
 import { isThenable } from '../hooks.js';
-import type { MemoryStore } from '../stores/memory-store.js';
+import { MemoryStore } from '../stores/memory-store.js';
 import type { NinjaAuthStore } from '../types.js';
+import type { SealedReply } from './reply-cipher.js';
 import type { StoreHealth, StoreOperation } from './store-health.js';
 
 /** One `set` of a batch: key, value and time to live. */
-export type StoreWrite = readonly [key: string, value: string, ttlMs: number];
+export type TextWrite = readonly [key: string, value: string, ttlMs: number];
+/** A `set` whose value may be a sealed reply: a memory store takes its bytes, any other store its text. */
+export type StoreWrite = readonly [key: string, value: string | SealedReply, ttlMs: number];
+
+function setOn(store: NinjaAuthStore, [key, value, ttlMs]: StoreWrite): Promise<void> | void {
+  if (typeof value === 'string') return store.set(key, value, ttlMs);
+  if (store instanceof MemoryStore) return store.setBytes(key, value.head, value.bytes, ttlMs);
+  return store.set(key, value.text, ttlMs);
+}
 
 /** The stores of one router's guard, shared by all its requests. */
 export interface GuardStores {
@@ -61,15 +70,15 @@ export class StoreSession {
   /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. */
   async setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> {
     const { local, primary } = this.stores;
-    if (local !== undefined) for (const write of writes) if (write !== undefined) local.set(...write);
-    if (this.onPrimary) await this.#batch('set', writes.map((write) => (write === undefined ? undefined : () => primary.set(...write))));
+    if (local !== undefined) for (const write of writes) if (write !== undefined) setOn(local, write);
+    if (this.onPrimary) await this.#batch('set', writes.map((write) => (write === undefined ? undefined : () => setOn(primary, write))));
   }
 
   /**
    * Takes the lock (when `lock` is given) and reads the keys, in one batch, so one round trip: the lock first, so
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
-  async begin(lock: StoreWrite | undefined, keys: ReadonlyArray<string | undefined>): Promise<{ lock: true | string | undefined; values: Array<string | undefined> }> {
+  async begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Promise<{ lock: true | string | undefined; values: Array<string | undefined> }> {
     const { local, primary } = this.stores;
     const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
     if (!this.onPrimary) return { lock: undefined, values: keys.map(fromLocal) };
@@ -117,7 +126,7 @@ export class StoreSession {
    * out at once, in this order, so a waiter never finds the lock free before the answer is there. A lock taken
    * before the store failed is still released, the store permitting.
    */
-  async release(key: string, value: string, publish: StoreWrite | undefined): Promise<void> {
+  async release(key: string, value: string, publish: TextWrite | undefined): Promise<void> {
     if (!this.#holdsLock) return;
     this.#holdsLock = false;
     const { primary } = this.stores;

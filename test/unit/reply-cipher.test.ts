@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { openOutcome, openReply, sealOutcome, sealReply } from '../../src/rotation/reply-cipher.js';
+import { openOutcome, openReply, sealOutcome, sealReply, sealReplyValue } from '../../src/rotation/reply-cipher.js';
 import { answered, type UpstreamAnswer } from '../../src/upstream.js';
 import { failure } from '../../src/upstream-failure.js';
 
@@ -17,6 +17,14 @@ describe('sealed replies', () => {
     expect(opened.status).toBe(200);
     expect(opened.headers).toEqual(answer.headers);
     expect(opened.body.equals(answer.body)).toBe(true);
+  });
+
+  it('as head and bytes: the text is the head then the bytes in base64url, in the v2 layout, and opens the same', () => {
+    const sealed = sealReplyValue(answer, 'rt-presented', 'request-key');
+    expect(sealed.text).toBe(sealed.head + sealed.bytes.toString('base64url'));
+    expect(sealed.text.split('.')).toHaveLength(4);
+    expect(sealed.head).toMatch(/^v2\.[\w-]{16}\.[\w-]{22}\.$/);
+    expect(openReply(sealed.text, 'rt-presented', 'request-key')!.body.equals(answer.body)).toBe(true);
   });
 
   it('hold nothing readable, and open with nothing else', () => {

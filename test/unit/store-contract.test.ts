@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type NinjaAuthStore, RedisStore } from '../../src/index.js';
+import { sealReply } from '../../src/rotation/reply-cipher.js';
+import { answered } from '../../src/upstream.js';
 import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { clusterClient, type RedisCluster, testRedisCluster } from '../helpers/redis-cluster.js';
 import { type RedisSentinel, sentinelClient, startRedisSentinel } from '../helpers/redis-sentinel.js';
@@ -137,6 +140,29 @@ describe.each(stores)('%s', (_name, makeStore) => {
     expect(await store.get('lock')).toBeUndefined();
   });
 
+  it('every value comes back exactly as it was stored, base64url or not', async () => {
+    const { store } = makeStore();
+    const reply = sealReply(answered(200, { 'content-type': 'application/json' }, Buffer.from(`{"refresh_token":"rt-next","id_token":"${'e'.repeat(900)}"}`)), 'rt-presented', 'request-key');
+    const values = [
+      reply,
+      randomBytes(400).toString('base64url'),
+      `${randomBytes(150).toString('base64url')}+/==`,
+      `${'A'.repeat(200)}B`,
+      `v2.${'ab'.repeat(32)}`,
+      `é\u00ff.${randomBytes(200).toString('base64url')}`,
+      `☃.${randomBytes(200).toString('base64url')}`,
+      '1796148207237',
+      '',
+    ];
+    for (const [i, value] of values.entries()) await store.set(`value-${i}`, value, 5_000);
+    for (const [i, value] of values.entries()) expect(await store.get(`value-${i}`)).toBe(value);
+    expect(await store.setIfAbsentOrGet?.('value-0', 'other', 5_000)).toBe(reply);
+    await store.deleteIfEquals('value-0', reply.slice(0, -1));
+    expect(await store.get('value-0')).toBe(reply);
+    await store.deleteIfEquals('value-0', reply);
+    expect(await store.get('value-0')).toBeUndefined();
+  });
+
   it('keys with a {hash tag}, as the guard writes them, work like any other', async () => {
     const { store } = makeStore();
     const tag = 'a'.repeat(64);
@@ -197,6 +223,58 @@ describe('MemoryStore bound', () => {
     expect(store.get('token-9999')).toBe('x'.repeat(100));
     expect(store.get('token-0')).toBeUndefined();
     store.shutdown();
+  });
+
+  it('a flood of large values cannot grow it past maxBytes; the newest survive, and a value larger than the bound is not kept', () => {
+    const store = new MemoryStore({ maxBytes: 100_000 });
+    // Not base64url, so held as it is: 1,004 characters each.
+    const value = (i: number): string => `${String(i).padStart(4, '0')}${'~'.repeat(1_000)}`;
+    for (let i = 0; i < 1_000; i++) store.set(`token-${i}`, value(i), 60_000);
+    expect(store.bytes).toBeLessThanOrEqual(100_000);
+    expect(store.bytes).toBeGreaterThan(100_000 - 1_200);
+    expect(store.size).toBe(Math.floor(100_000 / (1_004 + 'token-999'.length + 120)));
+    expect(store.get('token-999')).toBe(value(999));
+    expect(store.get('token-0')).toBeUndefined();
+    store.set('huge', 'y'.repeat(200_000), 60_000);
+    expect(store.get('huge')).toBeUndefined();
+    expect(store.size).toBe(0);
+    expect(store.bytes).toBe(0);
+    store.shutdown();
+  });
+
+  it('counts base64url values by their bytes, and gives back what replaced, expired or deleted entries counted', () => {
+    let clock = 0;
+    const store = new MemoryStore({ now: () => clock });
+    const sealedLike = `v2.${randomBytes(12).toString('base64url')}.${randomBytes(1_500).toString('base64url')}`;
+    store.set('reply', sealedLike, 100);
+    const head = sealedLike.lastIndexOf('.') + 1;
+    expect(store.bytes).toBe('reply'.length + head + 1_500 + 120);
+    store.set('reply', 'short', 100);
+    expect(store.bytes).toBe('reply'.length + 'short'.length + 120);
+    store.set('lock', 'owner', 50);
+    store.deleteIfEquals('lock', 'owner');
+    expect(store.bytes).toBe('reply'.length + 'short'.length + 120);
+    clock = 100;
+    expect(store.get('reply')).toBeUndefined();
+    expect(store.bytes).toBe(0);
+    store.set('a', 'v', 10);
+    store.shutdown();
+    expect(store.bytes).toBe(0);
+  });
+
+  it('setBytes: get returns the head and the bytes in base64url, exactly what set would have stored', () => {
+    const store = new MemoryStore();
+    const bytes = randomBytes(1_390);
+    store.setBytes('reply', 'v2.iv.tag.', bytes, 5_000);
+    expect(store.get('reply')).toBe(`v2.iv.tag.${bytes.toString('base64url')}`);
+    expect(store.bytes).toBe('reply'.length + 'v2.iv.tag.'.length + 1_390 + 120);
+    store.deleteIfEquals('reply', `v2.iv.tag.${bytes.toString('base64url')}`);
+    expect(store.size).toBe(0);
+    store.shutdown();
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '100'])('refuses a maxBytes of %s', (value) => {
+    expect(() => new MemoryStore({ maxBytes: value as never })).toThrow(/maxBytes must be a positive whole number/);
   });
 
   it('expired entries are swept even if never read again', () => {

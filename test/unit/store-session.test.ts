@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FIRST_PROBE_MS, MAX_PROBE_MS, type StoreOperation, StoreHealth } from '../../src/rotation/store-health.js';
+import { openReply, sealReplyValue } from '../../src/rotation/reply-cipher.js';
 import { type GuardStores, probe, StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
+import { answered } from '../../src/upstream.js';
 import { MemoryStore, type NinjaAuthStore } from '../../src/index.js';
 
 afterEach(() => {
@@ -279,5 +281,35 @@ describe('a failure episode', () => {
     expect(reports.at(-1)).toMatchObject({ operation: 'get', opensEpisode: false });
     expect(reports.at(-1)!.error).toBeInstanceOf(StoreTimeoutError);
     expect(stores.health.usable).toBe(false);
+  });
+});
+
+describe('a sealed reply written through a session', () => {
+  it('reaches the local memory as bytes and a shared store as its text; both read back that text, which opens', async () => {
+    const { store: shared, memory, state } = switchableStore();
+    state.down = false;
+    const written: string[] = [];
+    const recording: NinjaAuthStore = { ...shared, set: (key, value, ttlMs) => (written.push(value), shared.set(key, value, ttlMs)) };
+    const { stores, session } = guardStores(recording);
+    const answer = answered(200, { 'content-type': 'application/json' }, Buffer.from(`{"refresh_token":"rt-next","id_token":"${'e'.repeat(900)}"}`));
+    const sealed = sealReplyValue(answer, 'rt-presented', 'request-key');
+    await session().setAll([['reply:{t}:r', sealed, 10_000]]);
+    expect(written).toEqual([sealed.text]);
+    expect(memory.get('reply:{t}:r')).toBe(sealed.text);
+    const local = stores.local!;
+    expect(local.get('reply:{t}:r')).toBe(sealed.text);
+    // The local copy counts the ciphertext's bytes, not its base64url characters.
+    expect(local.bytes).toBe('reply:{t}:r'.length + sealed.head.length + sealed.bytes.length + 120);
+    expect(openReply(local.get('reply:{t}:r')!, 'rt-presented', 'request-key')!.body.equals(answer.body)).toBe(true);
+  });
+
+  it('reaches a memory store that is the configured store as bytes too', async () => {
+    const primary = new MemoryStore();
+    const stores: GuardStores = { primary, local: undefined, health: new StoreHealth(() => undefined), timeoutMs: 100 };
+    const sealed = sealReplyValue(answered(200, {}, Buffer.from('x'.repeat(1_000))), 'rt-presented', 'request-key');
+    await new StoreSession(stores).setAll([['reply:{t}:r', sealed, 10_000]]);
+    expect(primary.get('reply:{t}:r')).toBe(sealed.text);
+    expect(primary.bytes).toBe('reply:{t}:r'.length + sealed.head.length + sealed.bytes.length + 120);
+    primary.shutdown();
   });
 });
