@@ -263,6 +263,11 @@ export interface NinjaAuthStore {
    * refused `setIfAbsent`.
    */
   setIfAbsentOrGet?(key: string, value: string, ttlMs: number): Promise<true | string> | true | string;
+  /**
+   * Optional: the values under `keys`, in order (`undefined` where there is none), at once — for a network store,
+   * one command instead of one per key. The guard only asks it for keys that share a hash tag (`{…}`).
+   */
+  getMany?(keys: readonly string[]): Promise<Array<string | undefined>> | Array<string | undefined>;
   /** Deletes `key` only while it still holds `value`: releases a lock without touching a later holder's. */
   deleteIfEquals(key: string, value: string): Promise<void> | void;
   /** Stops timers and the like; the router never calls it, the app does on shutdown. */

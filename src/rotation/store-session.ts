@@ -57,9 +57,12 @@ export class StoreSession {
     const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
     if (!this.onPrimary) return keys.map(fromLocal);
     const { primary } = this.stores;
-    const values = await this.#batch('get', keys.map((key) => (key === undefined ? undefined : () => primary.get(key))));
+    const reads = readsOf(primary, keys);
+    const results = await this.#batch<unknown>('get', reads.operations);
+    if (results === undefined) return keys.map(fromLocal);
+    const values = reads.values(results);
     // A store that answers something other than a string has nothing the guard wrote: it reads as absent.
-    return values === undefined ? keys.map(fromLocal) : keys.map((key, i) => (typeof values[i] === 'string' ? values[i] : fromLocal(key)));
+    return keys.map((key, i) => (typeof values[i] === 'string' ? (values[i] as string) : fromLocal(key)));
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -88,10 +91,10 @@ export class StoreSession {
       : typeof takeOrRead === 'function'
         ? [() => takeOrRead.call(primary, ...lock)]
         : [() => primary.setIfAbsent(...lock), () => primary.get(lock[0])];
-    const reads = keys.map((key) => (key === undefined ? undefined : () => primary.get(key)));
-    const results = await this.#batch<unknown>(lock === undefined ? 'get' : 'lock', [...lockOperations, ...reads]);
+    const reads = readsOf(primary, keys);
+    const results = await this.#batch<unknown>(lock === undefined ? 'get' : 'lock', [...lockOperations, ...reads.operations]);
     if (results === undefined) return { lock: undefined, values: keys.map(fromLocal) };
-    const values = results.slice(lockOperations.length);
+    const values = reads.values(results.slice(lockOperations.length));
     const read = keys.map((key, i) => (typeof values[i] === 'string' ? (values[i] as string) : fromLocal(key)));
     if (lock === undefined) return { lock: undefined, values: read };
     const taken = lockOperations.length === 1 ? lockAnswer(results[0]) : results[0] === true ? true : typeof results[1] === 'string' ? results[1] : '';
@@ -166,6 +169,29 @@ export class StoreSession {
     this.#onPrimary = false;
     this.stores.health.failed(operation, error);
   }
+}
+
+/**
+ * The operations that read `keys` (an `undefined` key is not read): one `getMany` where the store has it and there
+ * are two keys or more, else one `get` each; `values` puts the answers back in the keys' places.
+ */
+function readsOf(store: NinjaAuthStore, keys: ReadonlyArray<string | undefined>): {
+  operations: Array<(() => unknown) | undefined>;
+  values: (results: readonly unknown[]) => readonly unknown[];
+} {
+  const wanted = keys.filter((key): key is string => key !== undefined);
+  const { getMany } = store;
+  if (typeof getMany !== 'function' || wanted.length < 2) {
+    return { operations: keys.map((key) => (key === undefined ? undefined : () => store.get(key))), values: (results) => results };
+  }
+  return {
+    operations: [() => getMany.call(store, wanted)],
+    values: (results) => {
+      const answered = Array.isArray(results[0]) ? (results[0] as unknown[]) : [];
+      let next = 0;
+      return keys.map((key) => (key === undefined ? undefined : answered[next++]));
+    },
+  };
 }
 
 /** Anything but `true` or a holder's value (a store that mistook it for setIfAbsent) is a refusal by someone unknown. */

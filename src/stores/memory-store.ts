@@ -69,6 +69,10 @@ export class MemoryStore implements NinjaAuthStore {
     return this.#bytes;
   }
 
+  getMany(keys: readonly string[]): Array<string | undefined> {
+    return keys.map((key) => this.get(key));
+  }
+
   get(key: string): string | undefined {
     const entry = this.#live(key);
     return entry === undefined ? undefined : unpackValue(entry);

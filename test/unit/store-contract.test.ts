@@ -172,6 +172,14 @@ describe.each(stores)('%s', (_name, makeStore) => {
     await store.deleteIfEquals(`lock:{${tag}}:${'b'.repeat(64)}`, 'me');
     expect(await store.get(`lock:{${tag}}:${'b'.repeat(64)}`)).toBeUndefined();
   });
+
+  it('getMany answers as get would, in order, for keys of one hash tag', async () => {
+    const { store } = makeStore();
+    const tag = 'c'.repeat(64);
+    await store.set(`reply:{${tag}}:x`, 'first', 5_000);
+    await store.set(`rotated:{${tag}}`, 'second', 5_000);
+    expect(await store.getMany!([`reply:{${tag}}:x`, `sealed:{${tag}}`, `rotated:{${tag}}`])).toEqual(['first', undefined, 'second']);
+  });
 });
 
 describe('RedisStore specifics', () => {
