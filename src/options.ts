@@ -143,7 +143,9 @@ export function parseOptions(options: NinjaAuthOptions = {}, env: Env = process.
   const httpClient = parseHttpClient(options.httpClient);
   const tls = readTlsOptions(options.tls, env);
   if (tls !== undefined && httpClient !== undefined) {
-    throw new NinjaAuthConfigError('tls', 'applies to the default client only: with httpClient, put the certificate on its https agent');
+    // Named by where it came from: the option, or the environment variables that set it.
+    const problem = 'applies to the default client only: with httpClient, put the certificate on its https agent';
+    throw options.tls === undefined ? new NinjaAuthConfigError('tls', problem, `${TLS_ENV.cert} / ${TLS_ENV.key}`) : new NinjaAuthConfigError('tls', problem);
   }
   const client = parseClient(options, env, issuer !== undefined, { tls: tls !== undefined, ownClient: httpClient !== undefined });
   const authKey = fromEnv(options.authKey, 'authKey', env, ENV.authKey);
@@ -247,7 +249,7 @@ function parseClient(options: NinjaAuthOptions, env: Env, discovered: boolean, t
   }
   if (explicit === 'none') {
     const unused = credentials.find(([value]) => value !== undefined);
-    if (unused !== undefined) throw new NinjaAuthConfigError('clientAuth', `is "none" but ${unused[1]} is set: choose the method that uses it, or drop it`);
+    if (unused !== undefined) throw new NinjaAuthConfigError('clientAuth', `is "none" but ${unused[1]} (env ${unused[2]}) is set: choose the method that uses it, or drop it`);
   }
   requireCredentials(explicit, { id, secret, assertionKey, certificate });
 

@@ -184,6 +184,17 @@ describe('misconfiguration fails at ninjaAuth(), naming the option and never the
     expect(error.message).toContain('NINJA_AUTH_CLIENT_ASSERTION_KEY');
   });
 
+  it('a certificate from the environment beside httpClient, and a credential from it under clientAuth none, name their variables', () => {
+    const httpClient = Object.assign(() => undefined, { request: () => undefined }) as never;
+    const tlsError = configError({ clientId: 'c', httpClient }, { NINJA_AUTH_TLS_CERT: client.cert, NINJA_AUTH_TLS_KEY: client.key });
+    expect(tlsError.option).toBe('tls');
+    expect(tlsError.message).toContain('NINJA_AUTH_TLS_CERT');
+    const noneError = configError({ clientId: 'c', clientAuth: 'none' }, { NINJA_AUTH_CLIENT_SECRET: 'shh-very-secret' });
+    expect(noneError.option).toBe('clientAuth');
+    expect(noneError.message).toContain('NINJA_AUTH_CLIENT_SECRET');
+    expect(noneError.message).not.toContain('shh-very-secret');
+  });
+
   it('NINJA_AUTH_TLS_CA alone is a tls without cert and key', () => {
     const error = configError({ clientId: 'c' }, { NINJA_AUTH_TLS_CA: ca.cert });
     expect(error.option).toBe('tls.cert');
