@@ -1,6 +1,5 @@
-import type https from 'node:https';
 import { type AxiosAdapter, AxiosHeaders, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
-import { leanHttpAdapter, type RenewableRequestConfig, upstreamAgents } from './http-adapter.js';
+import { type RenewableRequestConfig, undiciAdapter, type UpstreamTls, upstreamDispatchers } from './undici-transport.js';
 import type { Configuration } from './options.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { EndpointName } from './types.js';
@@ -98,11 +97,11 @@ const REQUEST_HEADERS = { ...METADATA_HEADERS, 'content-type': FORM_CONTENT_TYPE
  * chain), which cost more than the adapter itself.
  */
 function createDefaultTransport(timeoutMs: number, tls: TlsMaterial | undefined): { adapter: AxiosAdapter; base: Readonly<Partial<InternalAxiosRequestConfig>>; release: () => void } {
-  const agents = upstreamAgents(tlsAgentOptions(tls));
+  const dispatchers = upstreamDispatchers(tlsConnectOptions(tls));
   return {
-    adapter: leanHttpAdapter(agents),
+    adapter: undiciAdapter(dispatchers),
     base: { ...REQUEST_DEFAULTS, timeout: timeoutMs },
-    release: agents.destroy,
+    release: dispatchers.destroy,
   };
 }
 
@@ -133,7 +132,7 @@ export interface UpstreamClient {
 }
 
 /** RFC 8705: the client certificate on every https connection, and the configured CAs trusted beside the system's. */
-function tlsAgentOptions(tls: TlsMaterial | undefined): https.AgentOptions {
+function tlsConnectOptions(tls: TlsMaterial | undefined): UpstreamTls {
   if (tls === undefined) return {};
   const { cert, key, passphrase, ca } = tls;
   return { cert, key, ...(passphrase === undefined ? {} : { passphrase }), ...(ca === undefined ? {} : { ca: [...ca] }) };
