@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import zlib from 'node:zlib';
+import { DECODERS, type Decoder } from './content-encoding.js';
 import { Refusal, badRequest } from './errors.js';
 
 /** The caller's parameters: one string per name, on an object with no prototype. */
@@ -39,14 +39,6 @@ function tooLarge(): Refusal {
   return new Refusal(413, 'invalid_request', 'the request body is too large', { connection: 'close' });
 }
 
-type Decoder = (raw: Buffer, options: zlib.ZlibOptions & zlib.BrotliOptions) => Buffer;
-
-const DECODERS: Readonly<Record<string, Decoder>> = {
-  gzip: zlib.gunzipSync,
-  'x-gzip': zlib.gunzipSync,
-  deflate: zlib.inflateSync,
-  br: zlib.brotliDecompressSync,
-};
 
 /** The decoder for a `Content-Encoding`, `undefined` for none or `identity`; any other encoding is a 415. */
 function decoderOf(contentEncoding: string | undefined): Decoder | undefined {

@@ -1,8 +1,8 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
-import zlib from 'node:zlib';
 import { type AxiosAdapter, AxiosError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { Agent, type Dispatcher } from 'undici';
+import { DECODERS } from './content-encoding.js';
 
 /**
  * How long a pooled connection may sit idle before it is dropped: below the 5 s that Node's and Apache's servers
@@ -204,14 +204,6 @@ function headersOf(raw: Buffer[]): Record<string, string | string[]> {
   return headers;
 }
 
-type Decode = (bytes: Buffer, options: zlib.ZlibOptions & zlib.BrotliOptions) => Buffer;
-
-const DECODERS: Readonly<Record<string, Decode>> = {
-  gzip: zlib.gunzipSync,
-  'x-gzip': zlib.gunzipSync,
-  deflate: zlib.inflateSync,
-  br: zlib.brotliDecompressSync,
-};
 
 function exchange(config: RenewableRequestConfig, target: Target, dispatchers: UpstreamDispatchers): Promise<AxiosResponse> {
   return new Promise((resolve, reject) => {
