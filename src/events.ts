@@ -82,6 +82,13 @@ export function reuseEventFor(exchange: Exchange, status: number, durationMs: nu
   });
 }
 
+/** The refresh token a 2xx answer handed out in place of `presented`, or `undefined` when it did not rotate it. */
+export function rotatedTo(outcome: UpstreamOutcome, presented: string): string | undefined {
+  if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return undefined;
+  const successor = tokenSetOf(outcome.json).refreshToken;
+  return successor !== undefined && successor !== presented ? successor : undefined;
+}
+
 export function tokenSetOf(body: unknown): TokenSet {
   if (typeof body !== 'object' || body === null) return {};
   const fields = body as Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { Refusal } from './errors.js';
 import type { Exchange } from './events.js';
-import { tokenSetOf } from './events.js';
+import { rotatedTo } from './events.js';
 import type { ReplySource, ReuseSighting } from './rotation/guard.js';
 import type { EndpointName } from './types.js';
 import type { UpstreamOutcome } from './upstream.js';
@@ -48,10 +48,7 @@ export function outcomeOf(exchange: Exchange, upstream: UpstreamOutcome, source:
   }
   if (upstream.kind === 'failed') return 'failed';
   if (upstream.status < 200 || upstream.status > 299) return 'rejected';
-  if (refresh !== undefined) {
-    const successor = tokenSetOf(upstream.json).refreshToken;
-    return successor !== undefined && successor !== refresh ? 'rotated' : 'not_rotated';
-  }
+  if (refresh !== undefined) return rotatedTo(upstream, refresh) === undefined ? 'not_rotated' : 'rotated';
   return exchange.endpoint === 'revoke_token' ? 'revoked' : 'issued';
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../digest.js';
-import { tokenSetOf } from '../events.js';
+import { rotatedTo } from '../events.js';
 import { callObserver } from '../hooks.js';
 import { type Instrumentation, NO_INSTRUMENTATION } from '../instrumentation.js';
 import { storeLog } from '../log.js';
@@ -175,9 +175,8 @@ export function rotationGuard(
    */
   function remember(request: GuardedRequest, outcome: UpstreamOutcome, holdsLock: boolean): Promise<void> {
     const { store, refreshToken, requestKey, tokenId, owner } = request;
-    const successor = outcome.kind === 'answered' && outcome.status >= 200 && outcome.status <= 299 ? tokenSetOf(outcome.json).refreshToken : undefined;
-    const rotated = successor !== undefined && successor !== refreshToken;
-    const saving = rotated
+    const successor = rotatedTo(outcome, refreshToken);
+    const saving = successor !== undefined
       ? store.setAll([
         replays ? [KEYS.reply(tokenId, requestKey), sealReplyValue(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
         detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
@@ -185,7 +184,7 @@ export function rotationGuard(
       ])
       : Promise.resolve();
     if (!holdsLock) return saving;
-    const publish: TextWrite | undefined = rotated && replays
+    const publish: TextWrite | undefined = successor !== undefined && replays
       ? undefined
       : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs];
     const releasing = store.release(KEYS.lock(tokenId, requestKey), owner, publish);
@@ -252,7 +251,7 @@ export function rotationGuard(
     // Until the store has a 2xx rotation that it may replay, a request that comes meanwhile gets it from here, as
     // it would from the store; any other answer is shared only while it is in flight, as the contract says.
     void leader
-      .then((result) => (replays && isRotation(result, refreshToken) ? result.settled : undefined), () => undefined)
+      .then((result) => (replays && rotatedTo(result.outcome, refreshToken) !== undefined ? result.settled : undefined), () => undefined)
       .finally(() => inFlight.delete(requestKey));
     return leader;
   };
@@ -263,14 +262,6 @@ export function rotationGuard(
 
   const enabled = rotation.coalesce || rotation.reuseGraceMs > 0 || rotation.reuseDetectionMs > 0;
   return { enabled, refresh, revoked, dispose: () => stores.local?.shutdown() };
-}
-
-/** A 2xx answer that handed out a refresh token other than the one presented: what the replay window keeps. */
-function isRotation(result: RefreshResult, refreshToken: string): boolean {
-  const { outcome } = result;
-  if (outcome.kind !== 'answered' || outcome.status < 200 || outcome.status > 299) return false;
-  const successor = tokenSetOf(outcome.json).refreshToken;
-  return successor !== undefined && successor !== refreshToken;
 }
 
 /** One refresh as the guard handles it. */
