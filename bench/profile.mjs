@@ -1,7 +1,8 @@
 // `npm run bench:profile`: where the CPU of one ninja-auth refresh goes. Runs the benchmark's token endpoint and
 // one proxy under `--cpu-prof`, loads it, and attributes every sample of the proxy's main thread to the code
 // that was running: a builtin (a regexp, Object.keys…) counts for the module that called it.
-// Options: --kind=ninja-auth (any kind of bench/target.mjs), --duration=S (10), --connections=C (32).
+// Options: --kind=ninja-auth (any kind of bench/target.mjs), --duration=S (10), --connections=C (32), --top=N
+// (15 functions), --redis=URL (a running Redis, for --kind=ninja-auth-redis), --save=FILE (keeps the .cpuprofile, to open in Chrome's DevTools).
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,7 +18,7 @@ const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninja-auth-profile-'))
 
 
 const upstream = await start('upstream.mjs', []);
-const target = await start('target.mjs', [KIND, `http://127.0.0.1:${upstream.port}/token`, ''], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+const target = await start('target.mjs', [KIND, `http://127.0.0.1:${upstream.port}/token`, args.redis ?? ''], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
 const pinned = pin({ proxy: target.child.pid, others: [upstream.child.pid, process.pid] });
 const load = (seconds) => autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, duration: seconds, requests: refreshRequests('/auth/refresh_token') });
 
@@ -31,7 +32,9 @@ upstream.child.kill();
 
 const requests = result.requests.total;
 const cpuPerRequest = (after.cpuMicros - before.cpuMicros) / requests;
-const profile = JSON.parse(fs.readFileSync(path.join(profileDir, fs.readdirSync(profileDir)[0]), 'utf8'));
+const profileFile = path.join(profileDir, fs.readdirSync(profileDir)[0]);
+if (args.save !== undefined) fs.copyFileSync(profileFile, args.save);
+const profile = JSON.parse(fs.readFileSync(profileFile, 'utf8'));
 fs.rmSync(profileDir, { recursive: true, force: true });
 
 const CATEGORIES = [

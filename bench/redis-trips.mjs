@@ -1,11 +1,12 @@
 // How many Redis round trips a caller waits for, and how many commands a refresh costs, with RedisStore.
 // A TCP proxy in front of Redis delays every packet by D ms each way; the same refreshes through a router on
 // Redis directly and through one behind the proxy differ by (round trips × one PING's extra time through it). Sequential requests, so nothing
-// overlaps; commands are counted with INFO commandstats. Used by bench/run.mjs.
+// overlaps; the commands the router sends are counted by its client, those Redis runs (scripts' own included) with INFO
+// commandstats. Used by bench/run.mjs.
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { start } from './load.mjs';
+import { ask, start } from './load.mjs';
 
 /** A TCP proxy that holds every chunk for `delayMs` in each direction, keeping order. */
 export async function delayingProxy(targetPort, delayMs) {
@@ -80,13 +81,14 @@ export async function measureRedisTrips({ tokenUrl, redisUrl, delayMs = 5, count
   const delayed = await start('target.mjs', ['ninja-auth-redis', tokenUrl, `redis://127.0.0.1:${proxy.port}`]);
   try {
     await latencies(direct.port, 'warm', 5);
-    const before = commandCalls(redisPort);
+    const sent = async () => (await ask(direct.child, 'stats')).redisCommands;
+    const [before, executedBefore] = [await sent(), commandCalls(redisPort)];
     const fast = await latencies(direct.port, 'direct', count);
-    const commands = (commandCalls(redisPort) - before) / count;
+    const [pairs, executedPairs] = [((await sent()) - before) / count, (commandCalls(redisPort) - executedBefore) / count];
     // A refresh and its replay: split the commands between them by a second pass of refreshes alone.
-    const beforeRefreshes = commandCalls(redisPort);
+    const [beforeRefreshes, executedBeforeRefreshes] = [await sent(), commandCalls(redisPort)];
     for (let i = 0; i < count; i++) await post(direct.port, `rt-trips-only-${i}-abcdefghijklmnop`);
-    const perRefresh = (commandCalls(redisPort) - beforeRefreshes) / count;
+    const [perRefresh, executedPerRefresh] = [((await sent()) - beforeRefreshes) / count, (commandCalls(redisPort) - executedBeforeRefreshes) / count];
     const slow = await latencies(delayed.port, 'delayed', count);
     // One round trip through the proxy, measured rather than taken as 2 × delayMs: timers fire late under load.
     const roundTrip = (await pingTime(proxy.port)) - (await pingTime(redisPort));
@@ -95,7 +97,10 @@ export async function measureRedisTrips({ tokenUrl, redisUrl, delayMs = 5, count
       refreshTrips: (slow.refresh - fast.refresh) / roundTrip,
       replayTrips: (slow.replay - fast.replay) / roundTrip,
       refreshCommands: perRefresh,
-      replayCommands: commands - perRefresh,
+      replayCommands: pairs - perRefresh,
+      // What Redis ran, the commands inside scripts included (INFO commandstats).
+      refreshExecuted: executedPerRefresh,
+      replayExecuted: executedPairs - executedPerRefresh,
     };
   } finally {
     direct.child.kill();

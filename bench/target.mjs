@@ -5,7 +5,7 @@
 // providers) and ninja-auth-telemetry-sdk (the real SDK: MeterProvider with a periodic reader, BasicTracerProvider
 // with a batch processor, both exporting to nowhere). The other ninja-auth kinds run with telemetry: false, as for
 // a team without @opentelemetry/api (this repository has it installed, as a devDependency).
-// Prints {"port"} when listening; answers the IPC message 'stats' with its CPU time and peak RSS.
+// Prints {"port"} when listening; answers the IPC message 'stats' with its CPU time, peak RSS and Redis commands sent.
 import http from 'node:http';
 import axios from 'axios';
 import express from 'express';
@@ -89,11 +89,14 @@ function knowsTelemetryOption() {
   }
 }
 
+let redisCommands = 0;
+
+/** An ioredis client, as the store uses it (its call()), counting the commands it sends. */
 async function redisClient(url) {
   const { Redis } = await import('ioredis');
   const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   await new Promise((resolve) => client.once('ready', resolve));
-  return client;
+  return { call: (...args) => (redisCommands++, client.call(...args)) };
 }
 
 const server = app.listen(0, '127.0.0.1', () => process.send?.({ port: server.address().port }));
@@ -102,5 +105,5 @@ process.on('message', (message) => {
   if (message === 'exit') process.exit(0);
   if (message !== 'stats') return;
   const cpu = process.cpuUsage();
-  process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });
+  process.send?.({ cpuMicros: cpu.user + cpu.system, peakRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024), redisCommands });
 });

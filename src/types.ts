@@ -244,6 +244,13 @@ export interface NinjaAuthHooks {
   onStoreError?(error: unknown): void;
 }
 
+/** One operation of {@link NinjaAuthStore.batch}: the name of the store method it stands for, then that method's arguments. */
+export type StoreBatchOperation =
+  | readonly [method: 'get', key: string]
+  | readonly [method: 'set', key: string, value: string, ttlMs: number]
+  | readonly [method: 'setIfAbsentOrGet', key: string, value: string, ttlMs: number]
+  | readonly [method: 'deleteIfEquals', key: string, value: string];
+
 /**
  * Where in-flight refreshes, replayable replies and fingerprints of rotated-away tokens live. Keys are
  * fingerprints and values are opaque strings (encrypted where they hold a reply); a store never sees a token.
@@ -268,6 +275,13 @@ export interface NinjaAuthStore {
    * one command instead of one per key. The guard only asks it for keys that share a hash tag (`{…}`).
    */
   getMany?(keys: readonly string[]): Promise<Array<string | undefined>> | Array<string | undefined>;
+  /**
+   * Optional: runs the operations in order as one atomic step — for a network store, one command and one round
+   * trip — and answers, in order, what each method would have answered on its own (`undefined` for `set` and
+   * `deleteIfEquals`). The guard prefers it to the single methods and to `getMany`, and only batches keys that
+   * share a hash tag (`{…}`).
+   */
+  batch?(operations: readonly StoreBatchOperation[]): Promise<Array<string | true | undefined>> | Array<string | true | undefined>;
   /** Deletes `key` only while it still holds `value`: releases a lock without touching a later holder's. */
   deleteIfEquals(key: string, value: string): Promise<void> | void;
   /** Stops timers and the like; the router never calls it, the app does on shutdown. */

@@ -11,7 +11,7 @@ import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '..
 import { MemoryStore } from '../stores/memory-store.js';
 import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
-import { type GuardStores, probe, StoreSession, type TextWrite } from './store-session.js';
+import { type GuardStores, probe, StoreSession, type StoreWrite, type TextWrite } from './store-session.js';
 
 /** A rotated-away refresh token was presented again, outside the replay rules. */
 export interface ReuseSighting {
@@ -169,26 +169,27 @@ export function rotationGuard(
   }
 
   /**
-   * After the answer: a 2xx rotation's sealed reply, when the token was rotated and which token replaced which;
-   * then, holding the lock, its release, with the answer for those who waited when it is not a stored reply. The
-   * two batches go out together, in this order, so a waiter never finds the lock free before the reply is there.
+   * After the answer: a 2xx rotation's sealed reply and when the token was rotated; then, holding the lock, the
+   * answer for those who waited when it is not a stored reply, and the lock's release — one batch, in this order, so
+   * a waiter never finds the lock free before the reply is there. Which token replaced which goes under the
+   * successor's hash tag, so in a batch of its own, at the same time.
    */
   function remember(request: GuardedRequest, outcome: UpstreamOutcome, holdsLock: boolean): Promise<void> {
     const { store, refreshToken, requestKey, tokenId, owner } = request;
     const successor = rotatedTo(outcome, refreshToken);
-    const saving = successor !== undefined
-      ? store.setAll([
+    const writes: Array<StoreWrite | undefined> = successor === undefined
+      ? []
+      : [
         replays ? [KEYS.reply(tokenId, requestKey), sealReplyValue(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
         detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
-        replays || detectsReuse ? [KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs] : undefined,
-      ])
-      : Promise.resolve();
-    if (!holdsLock) return saving;
-    const publish: TextWrite | undefined = successor !== undefined && replays
+      ];
+    const publish = (): TextWrite | undefined => (successor !== undefined && replays
       ? undefined
-      : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs];
-    const releasing = store.release(KEYS.lock(tokenId, requestKey), owner, publish);
-    return Promise.all([saving, releasing]).then(() => undefined);
+      : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs]);
+    const saving = holdsLock ? store.release(KEYS.lock(tokenId, requestKey), owner, publish(), writes) : store.setAll(writes);
+    if (successor === undefined || !(replays || detectsReuse)) return saving;
+    const linking = store.setAll([[KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs]]);
+    return Promise.all([saving, linking]).then(() => undefined);
   }
 
   /**

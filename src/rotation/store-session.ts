@@ -1,6 +1,6 @@
 import { isThenable } from '../hooks.js';
 import { MemoryStore } from '../stores/memory-store.js';
-import type { NinjaAuthStore } from '../types.js';
+import type { NinjaAuthStore, StoreBatchOperation } from '../types.js';
 import type { SealedReply } from './reply-cipher.js';
 import type { StoreHealth, StoreOperation } from './store-health.js';
 
@@ -8,6 +8,17 @@ import type { StoreHealth, StoreOperation } from './store-health.js';
 export type TextWrite = readonly [key: string, value: string, ttlMs: number];
 /** A `set` whose value may be a sealed reply: a memory store takes its bytes, any other store its text. */
 export type StoreWrite = readonly [key: string, value: string | SealedReply, ttlMs: number];
+
+/**
+ * One operation of a batch as the session holds it: a store batch operation whose `set` may carry a sealed reply,
+ * or the `setIfAbsent` that takes a lock in a store with neither `batch` nor `setIfAbsentOrGet`.
+ */
+type Step =
+  | readonly ['get', key: string]
+  | readonly ['set', ...StoreWrite]
+  | readonly ['setIfAbsentOrGet', ...TextWrite]
+  | readonly ['setIfAbsent', ...TextWrite]
+  | readonly ['deleteIfEquals', key: string, value: string];
 
 function setOn(store: NinjaAuthStore, [key, value, ttlMs]: StoreWrite): Promise<void> | void {
   if (typeof value === 'string') return store.set(key, value, ttlMs);
@@ -35,8 +46,9 @@ const PROBE_KEY = 'probe';
 /**
  * One request's view of the stores, failing over to local memory: every batch of operations is bounded by
  * `timeoutMs`; a failure, or an episode that another request opened, sends the rest of the request to the local
- * store. Operations go out in batches, all at once, so a network store answers them in one round trip, and a
- * store that answers synchronously (the memory store) costs no promise per operation.
+ * store. Operations go out in batches, all at once — as one `batch` call where the store has it — so a network
+ * store answers them in one round trip, and a store that answers synchronously (the memory store) costs no
+ * promise per operation.
  */
 export class StoreSession {
   #onPrimary: boolean;
@@ -53,16 +65,9 @@ export class StoreSession {
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
   async getAll(keys: ReadonlyArray<string | undefined>): Promise<Array<string | undefined>> {
-    const { local } = this.stores;
-    const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
-    if (!this.onPrimary) return keys.map(fromLocal);
-    const { primary } = this.stores;
-    const reads = readsOf(primary, keys);
-    const results = await this.#batch<unknown>('get', reads.operations);
-    if (results === undefined) return keys.map(fromLocal);
-    const values = reads.values(results);
-    // A store that answers something other than a string has nothing the guard wrote: it reads as absent.
-    return keys.map((key, i) => (typeof values[i] === 'string' ? (values[i] as string) : fromLocal(key)));
+    const reads = readSteps(keys);
+    if (!this.onPrimary) return reads.values(undefined, this.stores.local);
+    return reads.values(await this.#batch('get', reads.steps), this.stores.local);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -72,9 +77,8 @@ export class StoreSession {
 
   /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. */
   async setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> {
-    const { local, primary } = this.stores;
-    if (local !== undefined) for (const write of writes) if (write !== undefined) setOn(local, write);
-    if (this.onPrimary) await this.#batch('set', writes.map((write) => (write === undefined ? undefined : () => setOn(primary, write))));
+    const steps = this.#written(writes);
+    if (this.onPrimary && steps.length > 0) await this.#batch('set', steps);
   }
 
   /**
@@ -82,24 +86,13 @@ export class StoreSession {
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
   async begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Promise<{ lock: true | string | undefined; values: Array<string | undefined> }> {
-    const { local, primary } = this.stores;
-    const fromLocal = (key: string | undefined): string | undefined => (key === undefined ? undefined : local?.get(key));
-    if (!this.onPrimary) return { lock: undefined, values: keys.map(fromLocal) };
-    const takeOrRead = primary.setIfAbsentOrGet;
-    const lockOperations: Array<() => unknown> = lock === undefined
-      ? []
-      : typeof takeOrRead === 'function'
-        ? [() => takeOrRead.call(primary, ...lock)]
-        : [() => primary.setIfAbsent(...lock), () => primary.get(lock[0])];
-    const reads = readsOf(primary, keys);
-    const results = await this.#batch<unknown>(lock === undefined ? 'get' : 'lock', [...lockOperations, ...reads.operations]);
-    if (results === undefined) return { lock: undefined, values: keys.map(fromLocal) };
-    const values = reads.values(results.slice(lockOperations.length));
-    const read = keys.map((key, i) => (typeof values[i] === 'string' ? (values[i] as string) : fromLocal(key)));
-    if (lock === undefined) return { lock: undefined, values: read };
-    const taken = lockOperations.length === 1 ? lockAnswer(results[0]) : results[0] === true ? true : typeof results[1] === 'string' ? results[1] : '';
-    if (taken === true) this.#holdsLock = true;
-    return { lock: taken, values: read };
+    const reads = readSteps(keys);
+    if (!this.onPrimary) return { lock: undefined, values: reads.values(undefined, this.stores.local) };
+    const locking = lock === undefined ? [] : this.#lockSteps(lock);
+    const results = await this.#batch(lock === undefined ? 'get' : 'lock', [...locking, ...reads.steps]);
+    const values = reads.values(results?.slice(locking.length), this.stores.local);
+    if (lock === undefined || results === undefined) return { lock: undefined, values };
+    return { lock: this.#lockTaken(locking, results), values };
   }
 
   /**
@@ -109,60 +102,70 @@ export class StoreSession {
    */
   async acquire(key: string, value: string, ttlMs: number): Promise<true | string | undefined> {
     if (!this.onPrimary) return undefined;
-    const { primary } = this.stores;
-    const takeOrRead = primary.setIfAbsentOrGet;
-    let result: true | string | undefined;
-    if (typeof takeOrRead === 'function') {
-      const [answer] = (await this.#batch<unknown>('lock', [() => takeOrRead.call(primary, key, value, ttlMs)])) ?? [undefined];
-      result = !this.#onPrimary ? undefined : lockAnswer(answer);
-    } else {
-      // The read goes out with the attempt, so that it sees the holder that refused it as often as can be.
-      const [taken, held] = (await this.#batch<boolean | string | undefined>('lock', [() => primary.setIfAbsent(key, value, ttlMs), () => primary.get(key)])) ?? [];
-      result = !this.#onPrimary || taken === undefined ? undefined : taken === true ? true : typeof held === 'string' ? held : '';
-    }
-    if (result === true) this.#holdsLock = true;
-    return result;
+    const locking = this.#lockSteps([key, value, ttlMs]);
+    const results = await this.#batch('lock', locking);
+    return results === undefined || !this.#onPrimary ? undefined : this.#lockTaken(locking, results);
   }
 
   /**
-   * Releases a lock this request took, after writing `publish` (the answer for those who waited on it). Both go
-   * out at once, in this order, so a waiter never finds the lock free before the answer is there. A lock taken
-   * before the store failed is still released, the store permitting.
+   * Releases a lock this request took, after `writes` (to local memory too) and `publish` (the answer for those
+   * who waited on it): all in one batch, in this order, so a waiter never finds the lock free before the reply or
+   * the answer is there. A lock taken before the store failed is still released, the store permitting.
    */
-  async release(key: string, value: string, publish: TextWrite | undefined): Promise<void> {
-    if (!this.#holdsLock) return;
-    this.#holdsLock = false;
-    const { primary } = this.stores;
-    if (publish !== undefined && this.onPrimary) {
-      await this.#batch('set', [() => primary.set(...publish), () => primary.deleteIfEquals(key, value)]);
-    } else {
-      await this.#batch('unlock', [() => primary.deleteIfEquals(key, value)]);
+  async release(key: string, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> {
+    const steps = this.#written(writes);
+    if (!this.#holdsLock) {
+      if (this.onPrimary && steps.length > 0) await this.#batch('set', steps);
+      return;
     }
+    this.#holdsLock = false;
+    if (publish !== undefined) steps.push(['set', ...publish]);
+    const unlock: Step = ['deleteIfEquals', key, value];
+    if (this.onPrimary && steps.length > 0) await this.#batch('set', [...steps, unlock]);
+    else await this.#batch('unlock', [unlock]);
   }
 
-  /** The results, or `undefined` when the store failed (reported, and the request goes on locally). */
-  #batch<T>(operation: StoreOperation, operations: ReadonlyArray<(() => T | PromiseLike<T>) | undefined>): Promise<Array<T | undefined> | undefined> {
-    const results: Array<T | PromiseLike<T> | undefined> = [];
-    let pending = false;
+  /** The steps that write `writes` to the shared store, once they are in local memory. */
+  #written(writes: ReadonlyArray<StoreWrite | undefined>): Step[] {
+    const { local } = this.stores;
+    const steps: Step[] = [];
+    for (const write of writes) {
+      if (write === undefined) continue;
+      if (local !== undefined) setOn(local, write);
+      steps.push(['set', ...write]);
+    }
+    return steps;
+  }
+
+  /** One atomic step where the store can (`batch`, `setIfAbsentOrGet`); else the attempt, and a read of the holder with it. */
+  #lockSteps(lock: TextWrite): Step[] {
+    const { primary } = this.stores;
+    return primary.batch !== undefined || typeof primary.setIfAbsentOrGet === 'function'
+      ? [['setIfAbsentOrGet', ...lock]]
+      : [['setIfAbsent', ...lock], ['get', lock[0]]];
+  }
+
+  #lockTaken(locking: readonly Step[], results: readonly unknown[]): true | string {
+    const taken = locking.length === 1 ? lockAnswer(results[0]) : results[0] === true ? true : typeof results[1] === 'string' ? results[1] : '';
+    if (taken === true) this.#holdsLock = true;
+    return taken;
+  }
+
+  /** The results, one per step, or `undefined` when the store failed (reported, and the request goes on locally). */
+  #batch(operation: StoreOperation, steps: readonly Step[]): Promise<unknown[] | undefined> {
+    let dispatched: Dispatched;
     try {
-      for (const start of operations) {
-        const result = start?.();
-        pending ||= isThenable(result);
-        results.push(result);
-      }
+      dispatched = dispatch(this.stores.primary, steps);
     } catch (error) {
-      for (const result of results) if (isThenable(result)) Promise.resolve(result).catch(() => undefined);
       this.#fail(operation, error);
       return Promise.resolve(undefined);
     }
-    if (!pending) return Promise.resolve(results as Array<T | undefined>);
-    return bounded(Promise.all(results), this.stores.timeoutMs).then(
-      (values) => values,
-      (error: unknown) => {
-        this.#fail(operation, error);
-        return undefined;
-      },
-    );
+    const { started, results } = dispatched;
+    if (!started.some(isThenable)) return Promise.resolve(results(started));
+    return bounded(Promise.all(started), this.stores.timeoutMs).then(results, (error: unknown) => {
+      this.#fail(operation, error);
+      return undefined;
+    });
   }
 
   #fail(operation: StoreOperation, error: unknown): void {
@@ -171,27 +174,85 @@ export class StoreSession {
   }
 }
 
-/**
- * The operations that read `keys` (an `undefined` key is not read): one `getMany` where the store has it and there
- * are two keys or more, else one `get` each; `values` puts the answers back in the keys' places.
- */
-function readsOf(store: NinjaAuthStore, keys: ReadonlyArray<string | undefined>): {
-  operations: Array<(() => unknown) | undefined>;
-  values: (results: readonly unknown[]) => readonly unknown[];
+/** The steps that read `keys` (an `undefined` key is not read), and the values back in the keys' places. */
+function readSteps(keys: ReadonlyArray<string | undefined>): {
+  steps: Step[];
+  /** A key the store answered nothing for (or something other than a string: nothing the guard wrote) is read locally. */
+  values: (results: readonly unknown[] | undefined, local: MemoryStore | undefined) => Array<string | undefined>;
 } {
-  const wanted = keys.filter((key): key is string => key !== undefined);
-  const { getMany } = store;
-  if (typeof getMany !== 'function' || wanted.length < 2) {
-    return { operations: keys.map((key) => (key === undefined ? undefined : () => store.get(key))), values: (results) => results };
-  }
+  const steps: Step[] = [];
+  for (const key of keys) if (key !== undefined) steps.push(['get', key]);
   return {
-    operations: [() => getMany.call(store, wanted)],
-    values: (results) => {
-      const answered = Array.isArray(results[0]) ? (results[0] as unknown[]) : [];
+    steps,
+    values: (results, local) => {
       let next = 0;
-      return keys.map((key) => (key === undefined ? undefined : answered[next++]));
+      return keys.map((key) => {
+        if (key === undefined) return undefined;
+        const value = results?.[next++];
+        return typeof value === 'string' ? value : local?.get(key);
+      });
     },
   };
+}
+
+interface Dispatched {
+  /** What the store's methods returned: values or promises. */
+  readonly started: unknown[];
+  /** The steps' results in order, from what `started` settled to. */
+  readonly results: (settled: readonly unknown[]) => unknown[];
+}
+
+/**
+ * Starts the steps on the store: one `batch` call where it has one (but for a step alone that a method does as well); else one call per step, with the reads as one
+ * `getMany` where the store has it and there are two or more. A throw leaves no started promise unhandled.
+ */
+function dispatch(store: NinjaAuthStore, steps: readonly Step[]): Dispatched {
+  const { batch, getMany } = store;
+  const single = steps.length === 1 && (steps[0]![0] !== 'setIfAbsentOrGet' || typeof store.setIfAbsentOrGet === 'function');
+  if (typeof batch === 'function' && !single) {
+    const operations = steps.map(batchOperation);
+    return { started: [batch.call(store, operations)], results: ([answered]) => steps.map((_, i) => (Array.isArray(answered) ? answered[i] : undefined)) };
+  }
+  const reads = steps.filter((step) => step[0] === 'get');
+  const readsAtOnce = typeof getMany === 'function' && reads.length >= 2;
+  const started: unknown[] = [];
+  try {
+    if (readsAtOnce) started.push(getMany.call(store, reads.map(([, key]) => key)));
+    for (const step of steps) if (!readsAtOnce || step[0] !== 'get') started.push(startStep(store, step));
+  } catch (error) {
+    for (const result of started) if (isThenable(result)) Promise.resolve(result).catch(() => undefined);
+    throw error;
+  }
+  if (!readsAtOnce) return { started, results: (settled) => [...settled] };
+  return {
+    started,
+    results: ([many, ...others]) => {
+      let read = 0;
+      let other = 0;
+      return steps.map((step) => (step[0] === 'get' ? (Array.isArray(many) ? many[read++] : undefined) : others[other++]));
+    },
+  };
+}
+
+function startStep(store: NinjaAuthStore, step: Step): unknown {
+  switch (step[0]) {
+    case 'get':
+      return store.get(step[1]);
+    case 'set':
+      return setOn(store, [step[1], step[2], step[3]]);
+    case 'setIfAbsentOrGet':
+      return store.setIfAbsentOrGet!(step[1], step[2], step[3]);
+    case 'setIfAbsent':
+      return store.setIfAbsent(step[1], step[2], step[3]);
+    case 'deleteIfEquals':
+      return store.deleteIfEquals(step[1], step[2]);
+  }
+}
+
+function batchOperation(step: Step): StoreBatchOperation {
+  if (step[0] === 'set') return typeof step[2] === 'string' ? ['set', step[1], step[2], step[3]] : ['set', step[1], step[2].text, step[3]];
+  if (step[0] === 'setIfAbsent') return ['setIfAbsentOrGet', step[1], step[2], step[3]];
+  return step;
 }
 
 /** Anything but `true` or a holder's value (a store that mistook it for setIfAbsent) is a refusal by someone unknown. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { NinjaAuthStore } from '../types.js';
+import type { NinjaAuthStore, StoreBatchOperation } from '../types.js';
 
 /**
  * The one method the store needs of a Redis client. An ioredis client has it as it is; for node-redis, pass
@@ -28,6 +28,38 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
 const TAKE_OR_READ = script("local held = redis.call('GET', KEYS[1]) if held then return held end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false");
 const RELEASE_IF_OWNER = script("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
 
+// Any batch as one script: KEYS are the operations' keys, ARGV each one's code and arguments, in order. A miss, a
+// set and a delete answer nil (false in Lua), a lock taken 1, a lock refused the value that holds it.
+const BATCH = script(`local results, at = {}, 1
+for i, key in ipairs(KEYS) do
+  local code = ARGV[at]
+  if code == 'g' then
+    results[i] = redis.call('GET', key)
+    at = at + 1
+  elseif code == 's' then
+    redis.call('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2])
+    results[i] = false
+    at = at + 3
+  elseif code == 't' then
+    local held = redis.call('GET', key)
+    if held then results[i] = held else redis.call('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2]) results[i] = 1 end
+    at = at + 3
+  elseif code == 'd' then
+    if redis.call('GET', key) == ARGV[at + 1] then redis.call('DEL', key) end
+    results[i] = false
+    at = at + 2
+  else
+    return redis.error_reply('ninja-auth: unknown batch operation ' .. tostring(code))
+  end
+end
+return results`);
+
+const BATCH_CODE = { get: 'g', set: 's', setIfAbsentOrGet: 't', deleteIfEquals: 'd' } as const satisfies Record<StoreBatchOperation[0], string>;
+
+const ttlOf = (ttlMs: number): number => Math.max(1, Math.ceil(ttlMs));
+const textOf = (value: unknown): string | undefined =>
+  value === null || value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+
 const isNoScript = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message ?? error).startsWith('NOSCRIPT');
 
 /** Rotation state shared by every process and host that uses the same Redis. */
@@ -45,47 +77,60 @@ export class RedisStore implements NinjaAuthStore {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const value = await this.#client.call('GET', this.#prefix + key);
-    if (value === null || value === undefined) return undefined;
-    return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+    return textOf(await this.#client.call('GET', this.#prefix + key));
   }
 
   /** One MGET: the guard's keys of one call share a hash tag, so they are on one Cluster node too. */
   async getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
     const values = await this.#client.call('MGET', ...keys.map((key) => this.#prefix + key));
     if (!Array.isArray(values)) throw new TypeError('RedisStore: MGET did not answer a list');
-    return values.map((value: unknown) => (value === null || value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : String(value)));
+    return values.map(textOf);
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#client.call('SET', this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+    await this.#client.call('SET', this.#prefix + key, value, 'PX', ttlOf(ttlMs));
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    const reply = await this.#client.call('SET', this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    const reply = await this.#client.call('SET', this.#prefix + key, value, 'PX', ttlOf(ttlMs), 'NX');
     return reply === 'OK' || (Buffer.isBuffer(reply) && reply.toString() === 'OK');
   }
 
   async setIfAbsentOrGet(key: string, value: string, ttlMs: number): Promise<true | string> {
-    const held = await this.#run(TAKE_OR_READ, this.#prefix + key, value, Math.max(1, Math.ceil(ttlMs)));
-    if (held === null || held === undefined) return true;
-    return Buffer.isBuffer(held) ? held.toString('utf8') : String(held);
+    const held = await this.#run(TAKE_OR_READ, [this.#prefix + key], value, ttlOf(ttlMs));
+    return textOf(held) ?? true;
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
-    await this.#run(RELEASE_IF_OWNER, this.#prefix + key, value);
+    await this.#run(RELEASE_IF_OWNER, [this.#prefix + key], value);
+  }
+
+  /** One EVALSHA for the whole batch: the guard's keys of one batch share a hash tag, so one Cluster node too. */
+  async batch(operations: readonly StoreBatchOperation[]): Promise<Array<string | true | undefined>> {
+    if (operations.length === 0) return [];
+    const keys: string[] = [];
+    const args: Array<string | number> = [];
+    for (const operation of operations) {
+      keys.push(this.#prefix + operation[1]);
+      args.push(BATCH_CODE[operation[0]]);
+      if (operation[0] === 'set' || operation[0] === 'setIfAbsentOrGet') args.push(operation[2], ttlOf(operation[3]));
+      else if (operation[0] === 'deleteIfEquals') args.push(operation[2]);
+    }
+    const results = await this.#run(BATCH, keys, ...args);
+    if (!Array.isArray(results) || results.length !== operations.length) throw new TypeError('RedisStore: a batch did not answer one result per operation');
+    return operations.map(([method], i) => (method === 'setIfAbsentOrGet' && results[i] === 1 ? true : method === 'get' || method === 'setIfAbsentOrGet' ? textOf(results[i]) : undefined));
   }
 
   /**
-   * Runs a one-key script by its SHA-1; a server that does not know it yet (a restart, a failover, another node
+   * Runs a script by its SHA-1; a server that does not know it yet (a restart, a failover, another node
    * of a cluster) answers NOSCRIPT, and then it is sent once in full, which also loads it there.
    */
-  async #run(lua: Script, key: string, ...args: Array<string | number>): Promise<unknown> {
+  async #run(lua: Script, keys: readonly string[], ...args: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#client.call('EVALSHA', lua.sha, 1, key, ...args);
+      return await this.#client.call('EVALSHA', lua.sha, keys.length, ...keys, ...args);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return this.#client.call('EVAL', lua.source, 1, key, ...args);
+      return this.#client.call('EVAL', lua.source, keys.length, ...keys, ...args);
     }
   }
 }

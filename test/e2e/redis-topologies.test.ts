@@ -82,11 +82,12 @@ describe('RedisStore on a three-master Redis Cluster', () => {
           const client = await clusterClient(cluster.nodes);
           clients.push(client);
           const store = new RedisStore({ client, prefix });
-          const takeOrRead = store.setIfAbsentOrGet.bind(store);
-          store.setIfAbsentOrGet = async (key, value, ttlMs) => {
-            const result = await takeOrRead(key, value, ttlMs);
-            if (result !== true && ++refusals === 2) openGate();
-            return result;
+          // The lock is taken in the first batch of a refresh, with the reads.
+          const batch = store.batch.bind(store);
+          store.batch = async (operations) => {
+            const results = await batch(operations);
+            if (operations[0]?.[0] === 'setIfAbsentOrGet' && results[0] !== true && ++refusals === 2) openGate();
+            return results;
           };
           return hostApp({ upstream: { tokenUrl: busy.url }, store });
         }),

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type NinjaAuthOptions, RedisStore, type ReuseDetectedEvent } from '../../src/index.js';
 import { asBytes, eventually, hostApp } from '../helpers/host.js';
 import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
-import { type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
+import { rawUpstream, type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Several instances in one process, each with its own Redis client: what holds across hosts holds here.
 let redis: RedisServer;
@@ -120,5 +120,61 @@ describe('RedisStore scripts', () => {
     expect((await calls('evalsha')) - evalsha0).toBe(4);
     client.disconnect();
     await own.stop();
+  });
+
+  it('a batch is one command (EVALSHA), and EVAL once more only when the server has not loaded the script', async () => {
+    const own = await startRedisServer();
+    const client = await redisClient(own.url);
+    clients.push(client);
+    const commands: string[] = [];
+    const counting = { call: (command: string, ...args: Array<string | number>) => (commands.push(command), client.call(command, ...args)) };
+    const store = new RedisStore({ client: counting, prefix: uniquePrefix() });
+    const tag = 'f'.repeat(64);
+    expect(await store.batch([['set', `reply:{${tag}}`, 'r', 5_000], ['get', `reply:{${tag}}`]])).toEqual([undefined, 'r']);
+    expect(commands).toEqual(['EVALSHA', 'EVAL']);
+    commands.length = 0;
+    expect(await store.batch([['get', `reply:{${tag}}`], ['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 5_000]])).toEqual(['r', true]);
+    expect(commands).toEqual(['EVALSHA']);
+    client.disconnect();
+    await own.stop();
+  });
+});
+
+describe('RedisStore commands per refresh', () => {
+  it('a refresh that reaches the upstream: one batch before the upstream call; after it one batch and the successor\'s link', async () => {
+    const commands: string[] = [];
+    let beforeUpstream: string[] | undefined;
+    let issued = 0;
+    const own = await rawUpstream((res) => {
+      beforeUpstream ??= [...commands];
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ access_token: `at-${++issued}`, refresh_token: `rt-next-${issued}`, token_type: 'Bearer' }));
+    });
+    const client = await redisClient(redis.url);
+    clients.push(client);
+    let answered = 0;
+    const counting = {
+      call: async (command: string, ...args: Array<string | number>) => {
+        commands.push(command);
+        const reply = await client.call(command, ...args);
+        answered++;
+        return reply;
+      },
+    };
+    const host = hostApp({ upstream: { tokenUrl: own.url }, store: new RedisStore({ client: counting, prefix: uniquePrefix() }) });
+    const token = `rt-${Math.random().toString(36).slice(2)}`;
+    const first = await refresh(host, token);
+    // Once the store has answered all three, the request is settled and the next one is no longer in flight.
+    await eventually(() => answered === 3);
+    await own.close();
+    expect(first.status).toBe(200);
+    expect(beforeUpstream).toEqual(['EVALSHA']);
+    expect([...commands].sort()).toEqual(['EVALSHA', 'EVALSHA', 'SET']);
+    // A replay: one batch finds the reply (and takes the lock, released after the reply).
+    commands.length = 0;
+    const replay = await refresh(host, token);
+    expect(replay.body.equals(first.body)).toBe(true);
+    await eventually(() => answered === 5);
+    expect(commands).toEqual(['EVALSHA', 'EVALSHA']);
   });
 });

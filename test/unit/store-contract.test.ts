@@ -182,6 +182,43 @@ describe.each(stores)('%s', (_name, makeStore) => {
   });
 });
 
+const batchingStores = stores.filter(([name]) => name.startsWith('RedisStore'));
+
+describe.each(batchingStores)('%s batch', (_name, makeStore) => {
+  it('answers, in order, what each method would have answered on its own, and sees its own earlier operations', async () => {
+    const { store } = makeStore();
+    const tag = 'd'.repeat(64);
+    await store.set(`rotated:{${tag}}`, 'before', 5_000);
+    expect(
+      await store.batch!([
+        ['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 5_000],
+        ['setIfAbsentOrGet', `lock:{${tag}}`, 'you', 5_000],
+        ['get', `rotated:{${tag}}`],
+        ['get', `reply:{${tag}}`],
+        ['set', `reply:{${tag}}`, 'r', 5_000],
+        ['get', `reply:{${tag}}`],
+        ['deleteIfEquals', `lock:{${tag}}`, 'you'],
+        ['get', `lock:{${tag}}`],
+        ['deleteIfEquals', `lock:{${tag}}`, 'me'],
+        ['get', `lock:{${tag}}`],
+      ]),
+    ).toEqual([true, 'me', 'before', undefined, undefined, 'r', undefined, 'me', undefined, undefined]);
+    expect(await store.get(`reply:{${tag}}`)).toBe('r');
+    expect(await store.get(`lock:{${tag}}`)).toBeUndefined();
+    expect(await store.batch!([])).toEqual([]);
+  });
+
+  it('gives what it sets, and the locks it takes, their time to live', async () => {
+    const { store, advance } = makeStore();
+    const tag = 'e'.repeat(64);
+    await store.batch!([['set', `reply:{${tag}}`, 'r', 3_000], ['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 1_000]]);
+    await advance(1_000);
+    expect(await store.batch!([['get', `reply:{${tag}}`], ['get', `lock:{${tag}}`]])).toEqual(['r', undefined]);
+    await advance(2_000);
+    expect(await store.get(`reply:{${tag}}`)).toBeUndefined();
+  });
+});
+
 describe('RedisStore specifics', () => {
   it('keys carry the prefix, and a TTL is set on every key', async () => {
     const prefix = uniquePrefix();

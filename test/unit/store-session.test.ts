@@ -3,7 +3,7 @@ import { FIRST_PROBE_MS, MAX_PROBE_MS, type StoreOperation, StoreHealth } from '
 import { openReply, sealReplyValue } from '../../src/rotation/reply-cipher.js';
 import { type GuardStores, probe, StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
 import { answered } from '../../src/upstream.js';
-import { MemoryStore, type NinjaAuthStore } from '../../src/index.js';
+import { MemoryStore, type NinjaAuthStore, type StoreBatchOperation } from '../../src/index.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -146,6 +146,62 @@ describe('a request’s store session', () => {
     await s.release('lock', 'me', ['answer', 'x', 1000]);
     expect(order).toEqual(['set answer', 'delete lock']);
     expect(memory.get('lock')).toBeUndefined();
+  });
+});
+
+describe('a store with batch', () => {
+  /** A store whose batch runs each operation on a memory store, and that records every call the session made. */
+  function batchingStore() {
+    const memory = new MemoryStore();
+    const calls: string[] = [];
+    const run = ([method, key, ...args]: StoreBatchOperation): string | true | undefined => {
+      if (method === 'get') return memory.get(key);
+      if (method === 'setIfAbsentOrGet') return memory.setIfAbsentOrGet(key, args[0] as string, args[1] as number);
+      if (method === 'set') memory.set(key, args[0] as string, args[1] as number);
+      else memory.deleteIfEquals(key, args[0] as string);
+      return undefined;
+    };
+    const store: NinjaAuthStore = {
+      get: (key) => (calls.push(`get ${key}`), memory.get(key)),
+      set: (key, value, ttlMs) => (calls.push(`set ${key}`), memory.set(key, value, ttlMs)),
+      setIfAbsent: (key, value, ttlMs) => (calls.push(`setIfAbsent ${key}`), memory.setIfAbsent(key, value, ttlMs)),
+      setIfAbsentOrGet: (key, value, ttlMs) => (calls.push(`setIfAbsentOrGet ${key}`), memory.setIfAbsentOrGet(key, value, ttlMs)),
+      getMany: (keys) => (calls.push(`getMany ${keys.join(' ')}`), keys.map((key) => memory.get(key))),
+      deleteIfEquals: (key, value) => (calls.push(`deleteIfEquals ${key}`), memory.deleteIfEquals(key, value)),
+      batch: async (operations) => (calls.push(`batch ${operations.map(([method, key]) => `${method} ${key}`).join(', ')}`), operations.map(run)),
+    };
+    return { store, calls, memory };
+  }
+
+  it('gets every batch of two operations or more as one call, in order; an operation alone as its method', async () => {
+    const { store, calls } = batchingStore();
+    const { session } = guardStores(store);
+    await session().setAll([['reply', 'r', 1000], undefined, ['rotated', '1', 1000]]);
+    const s = session();
+    expect(await s.begin(['lock', 'me', 1000], ['reply', undefined, 'rotated', 'missing'])).toEqual({ lock: true, values: ['r', undefined, '1', undefined] });
+    await s.setAll([['pred', 'p', 1000]]);
+    await s.release('lock', 'me', ['answer', 'a', 1000], [['sealed', '1', 1000]]);
+    expect(await session().acquire('lock', 'other', 1000)).toBe(true);
+    expect(await session().get('answer')).toBe('a');
+    expect(calls).toEqual([
+      'batch set reply, set rotated',
+      'batch setIfAbsentOrGet lock, get reply, get rotated, get missing',
+      'set pred',
+      'batch set sealed, set answer, deleteIfEquals lock',
+      'setIfAbsentOrGet lock',
+      'get answer',
+    ]);
+  });
+
+  it('a batch that fails is one failure, and the request goes on in local memory', async () => {
+    const { store } = batchingStore();
+    store.batch = () => Promise.reject(new Error('connection reset'));
+    const { session, reports } = guardStores(store);
+    const s = session();
+    await s.setAll([['reply', 'r', 1000], ['rotated', '1', 1000]]);
+    expect(reports.map((r) => r.operation)).toEqual(['set']);
+    expect(s.onPrimary).toBe(false);
+    expect(await s.getAll(['reply', 'rotated'])).toEqual(['r', '1']);
   });
 });
 
