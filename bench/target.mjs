@@ -94,7 +94,7 @@ let redisCommands = 0;
 /** An ioredis client, as the store uses it (its call()), counting the commands it sends. */
 async function redisClient(url) {
   const { Redis } = await import('ioredis');
-  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: process.env.BENCH_AUTO_PIPELINING === '1' });
   await new Promise((resolve) => client.once('ready', resolve));
   return { call: (...args) => (redisCommands++, client.call(...args)) };
 }

@@ -126,15 +126,17 @@ export function rotationGuard(
     const tokenId = sha256Hex(refreshToken);
     const request: GuardedRequest = { call, refreshToken, requestKey, tokenId, store, owner: sharesLocks ? randomUUID() : '' };
     const lockKey = KEYS.lock(tokenId, requestKey);
-    const { lock, values } = await store.begin(sharesLocks ? [lockKey, request.owner, lockTtlMs] : undefined, [
+    const begun = store.begin(sharesLocks ? [lockKey, request.owner, lockTtlMs] : undefined, [
       replays ? KEYS.reply(tokenId, requestKey) : undefined,
       replays || sharesLocks ? KEYS.sealed(tokenId) : undefined,
       detectsReuse ? KEYS.rotated(tokenId) : undefined,
       detectsReuse ? KEYS.succeeded(tokenId) : undefined,
       replays || detectsReuse ? KEYS.predecessor(tokenId) : undefined,
     ]);
+    const { lock, values } = begun instanceof Promise ? await begun : begun;
     const [stored, sealed, rotatedAt, succeeded, predecessor] = values;
-    const afterwards: Array<Promise<void>> = [];
+    /** The store work still under way; a store that answers at once (the memory store) leaves none. */
+    const afterwards: Array<Promise<void> | undefined> = [];
     // The successor is in use: from now on its predecessor is never replayed again, and reuse of it says so.
     if (predecessor !== undefined) {
       afterwards.push(store.setAll([
@@ -165,7 +167,8 @@ export function rotationGuard(
   async function callUpstream(request: GuardedRequest, reuse: ReuseSighting | undefined, holdsLock: boolean): Promise<RefreshResult> {
     const outcome = await upstream(request.call);
     const result: RefreshResult = reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
-    return { ...result, settled: remember(request, outcome, holdsLock) };
+    const settled = remember(request, outcome, holdsLock);
+    return settled === undefined ? result : { ...result, settled };
   }
 
   /**
@@ -174,7 +177,7 @@ export function rotationGuard(
    * a waiter never finds the lock free before the reply is there. Which token replaced which goes under the
    * successor's hash tag, so in a batch of its own, at the same time.
    */
-  function remember(request: GuardedRequest, outcome: UpstreamOutcome, holdsLock: boolean): Promise<void> {
+  function remember(request: GuardedRequest, outcome: UpstreamOutcome, holdsLock: boolean): Promise<void> | undefined {
     const { store, refreshToken, requestKey, tokenId, owner } = request;
     const successor = rotatedTo(outcome, refreshToken);
     const writes: Array<StoreWrite | undefined> = successor === undefined
@@ -189,7 +192,7 @@ export function rotationGuard(
     const saving = holdsLock ? store.release(KEYS.lock(tokenId, requestKey), owner, publish(), writes) : store.setAll(writes);
     if (successor === undefined || !(replays || detectsReuse)) return saving;
     const linking = store.setAll([[KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs]]);
-    return Promise.all([saving, linking]).then(() => undefined);
+    return saving === undefined ? linking : linking === undefined ? saving : Promise.all([saving, linking]).then(() => undefined);
   }
 
   /**
@@ -239,23 +242,34 @@ export function rotationGuard(
     }
   }
 
-  const refresh = async (call: UpstreamCall, refreshToken: string): Promise<RefreshResult> => {
+  const refresh = (call: UpstreamCall, refreshToken: string): Promise<RefreshResult> => {
     const requestKey = requestKeyOf(call, refreshToken, config.client.id);
     if (!rotation.coalesce) return guarded(call, refreshToken, requestKey);
     const pending = inFlight.get(requestKey);
-    if (pending !== undefined) {
-      const shared = await pending;
-      return { outcome: shared.outcome, source: 'coalesced' };
-    }
-    const leader = guarded(call, refreshToken, requestKey);
+    if (pending !== undefined) return pending.then(({ outcome }) => ({ outcome, source: 'coalesced' }));
+    const leader = leading(call, refreshToken, requestKey);
     inFlight.set(requestKey, leader);
-    // Until the store has a 2xx rotation that it may replay, a request that comes meanwhile gets it from here, as
-    // it would from the store; any other answer is shared only while it is in flight, as the contract says.
-    void leader
-      .then((result) => (replays && rotatedTo(result.outcome, refreshToken) !== undefined ? result.settled : undefined), () => undefined)
-      .finally(() => inFlight.delete(requestKey));
     return leader;
   };
+
+  /**
+   * The request that the same requests coalesce on while it is in flight. Until the store has a 2xx rotation that
+   * it may replay, a request that comes meanwhile gets it from here, as it would from the store; any other answer
+   * is shared only while it is in flight, as the contract says.
+   */
+  async function leading(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
+    let result: RefreshResult;
+    try {
+      result = await guarded(call, refreshToken, requestKey);
+    } catch (error) {
+      inFlight.delete(requestKey);
+      throw error;
+    }
+    const done = (): void => void inFlight.delete(requestKey);
+    if (replays && result.settled !== undefined && rotatedTo(result.outcome, refreshToken) !== undefined) result.settled.then(done, done);
+    else done();
+    return result;
+  }
 
   const revoked = async (token: string): Promise<void> => {
     if (replays) await session().setAll([[KEYS.sealed(sha256Hex(token)), '1', rotation.reuseGraceMs]]);
@@ -277,9 +291,11 @@ interface GuardedRequest {
 }
 
 /** The result, with the store work still under way after it (its own and whatever the result already had). */
-function settling(result: RefreshResult, afterwards: ReadonlyArray<Promise<void>>): RefreshResult {
-  const pending = result.settled === undefined ? afterwards : [...afterwards, result.settled];
-  return pending.length === 0 ? result : { ...result, settled: Promise.all(pending).then(() => undefined) };
+function settling(result: RefreshResult, afterwards: ReadonlyArray<Promise<void> | undefined>): RefreshResult {
+  const pending = afterwards.filter((work) => work !== undefined);
+  if (pending.length === 0) return result;
+  if (result.settled !== undefined) pending.push(result.settled);
+  return { ...result, settled: Promise.all(pending).then(() => undefined) };
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */

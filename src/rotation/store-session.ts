@@ -4,6 +4,12 @@ import type { NinjaAuthStore, StoreBatchOperation } from '../types.js';
 import type { SealedReply } from './reply-cipher.js';
 import type { StoreHealth, StoreOperation } from './store-health.js';
 
+/** A value now, or a promise of it: what a store that answers synchronously (the memory store) gives at once. */
+export type Maybe<T> = T | Promise<T>;
+
+const then = <T, R>(value: Maybe<T>, next: (settled: T) => R): Maybe<R> => (value instanceof Promise ? value.then(next) : next(value));
+const done = (value: Maybe<unknown>): Promise<void> | undefined => (value instanceof Promise ? value.then(() => undefined) : undefined);
+
 /** One `set` of a batch: key, value and time to live. */
 export type TextWrite = readonly [key: string, value: string, ttlMs: number];
 /** A `set` whose value may be a sealed reply: a memory store takes its bytes, any other store its text. */
@@ -64,10 +70,10 @@ export class StoreSession {
   }
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
-  async getAll(keys: ReadonlyArray<string | undefined>): Promise<Array<string | undefined>> {
+  getAll(keys: ReadonlyArray<string | undefined>): Maybe<Array<string | undefined>> {
     const reads = readSteps(keys);
     if (!this.onPrimary) return reads.values(undefined, this.stores.local);
-    return reads.values(await this.#batch('get', reads.steps), this.stores.local);
+    return then(this.#batch('get', reads.steps), (results) => reads.values(results, this.stores.local));
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -75,24 +81,25 @@ export class StoreSession {
     return value;
   }
 
-  /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. */
-  async setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> {
+  /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. `undefined` once done. */
+  setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> | undefined {
     const steps = this.#written(writes);
-    if (this.onPrimary && steps.length > 0) await this.#batch('set', steps);
+    return this.onPrimary && steps.length > 0 ? done(this.#batch('set', steps)) : undefined;
   }
 
   /**
    * Takes the lock (when `lock` is given) and reads the keys, in one batch, so one round trip: the lock first, so
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
-  async begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Promise<{ lock: true | string | undefined; values: Array<string | undefined> }> {
+  begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Maybe<{ lock: true | string | undefined; values: Array<string | undefined> }> {
     const reads = readSteps(keys);
     if (!this.onPrimary) return { lock: undefined, values: reads.values(undefined, this.stores.local) };
     const locking = lock === undefined ? [] : this.#lockSteps(lock);
-    const results = await this.#batch(lock === undefined ? 'get' : 'lock', [...locking, ...reads.steps]);
-    const values = reads.values(results?.slice(locking.length), this.stores.local);
-    if (lock === undefined || results === undefined) return { lock: undefined, values };
-    return { lock: this.#lockTaken(locking, results), values };
+    return then(this.#batch(lock === undefined ? 'get' : 'lock', [...locking, ...reads.steps]), (results) => {
+      const values = reads.values(results?.slice(locking.length), this.stores.local);
+      if (lock === undefined || results === undefined) return { lock: undefined, values };
+      return { lock: this.#lockTaken(locking, results), values };
+    });
   }
 
   /**
@@ -111,18 +118,15 @@ export class StoreSession {
    * Releases a lock this request took, after `writes` (to local memory too) and `publish` (the answer for those
    * who waited on it): all in one batch, in this order, so a waiter never finds the lock free before the reply or
    * the answer is there. A lock taken before the store failed is still released, the store permitting.
+   * `undefined` once done.
    */
-  async release(key: string, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> {
+  release(key: string, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> | undefined {
+    if (!this.#holdsLock) return this.setAll(writes);
     const steps = this.#written(writes);
-    if (!this.#holdsLock) {
-      if (this.onPrimary && steps.length > 0) await this.#batch('set', steps);
-      return;
-    }
     this.#holdsLock = false;
     if (publish !== undefined) steps.push(['set', ...publish]);
     const unlock: Step = ['deleteIfEquals', key, value];
-    if (this.onPrimary && steps.length > 0) await this.#batch('set', [...steps, unlock]);
-    else await this.#batch('unlock', [unlock]);
+    return done(this.onPrimary && steps.length > 0 ? this.#batch('set', [...steps, unlock]) : this.#batch('unlock', [unlock]));
   }
 
   /** The steps that write `writes` to the shared store, once they are in local memory. */
@@ -151,17 +155,20 @@ export class StoreSession {
     return taken;
   }
 
-  /** The results, one per step, or `undefined` when the store failed (reported, and the request goes on locally). */
-  #batch(operation: StoreOperation, steps: readonly Step[]): Promise<unknown[] | undefined> {
+  /**
+   * The results, one per step, or `undefined` when the store failed (reported, and the request goes on locally):
+   * at once when the store answered at once.
+   */
+  #batch(operation: StoreOperation, steps: readonly Step[]): Maybe<unknown[] | undefined> {
     let dispatched: Dispatched;
     try {
       dispatched = dispatch(this.stores.primary, steps);
     } catch (error) {
       this.#fail(operation, error);
-      return Promise.resolve(undefined);
+      return undefined;
     }
     const { started, results } = dispatched;
-    if (!started.some(isThenable)) return Promise.resolve(results(started));
+    if (!started.some(isThenable)) return results(started);
     return bounded(Promise.all(started), this.stores.timeoutMs).then(results, (error: unknown) => {
       this.#fail(operation, error);
       return undefined;
