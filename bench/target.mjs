@@ -1,6 +1,7 @@
 // One proxy under test, in its own process: node bench/target.mjs <kind> <tokenUrl> [redisUrl].
 // Kinds: hpm (http-proxy-middleware), raw (node:http by hand, the floor), axios (a hand-written Express + axios passthrough), ninja-auth,
-// ninja-auth-plain (rotation safety off), ninja-auth-redis; and for the cost of telemetry, ninja-auth-telemetry-off
+// ninja-auth-plain (rotation safety off), ninja-auth-redis, ninja-auth-redis-pipelined (its ioredis client with
+// enableAutoPipelining); and for the cost of telemetry, ninja-auth-telemetry-off
 // (telemetry: false), ninja-auth-telemetry-noop (@opentelemetry/api loaded, no SDK registered: its no-op
 // providers) and ninja-auth-telemetry-sdk (the real SDK: MeterProvider with a periodic reader, BasicTracerProvider
 // with a batch processor, both exporting to nowhere). The other ninja-auth kinds run with telemetry: false, as for
@@ -53,8 +54,8 @@ if (kind === 'hpm') {
   });
 } else {
   const store =
-    kind === 'ninja-auth-redis'
-      ? new RedisStore({ client: await redisClient(redisUrl) })
+    kind === 'ninja-auth-redis' || kind === 'ninja-auth-redis-pipelined'
+      ? new RedisStore({ client: await redisClient(redisUrl, kind === 'ninja-auth-redis-pipelined') })
       : new MemoryStore();
   const rotation = kind === 'ninja-auth-plain' ? { coalesce: false, reuseGraceMs: 0, reuseDetectionMs: 0 } : {};
   const telemetry = await telemetryFor(kind);
@@ -91,10 +92,13 @@ function knowsTelemetryOption() {
 
 let redisCommands = 0;
 
-/** An ioredis client, as the store uses it (its call()), counting the commands it sends. */
-async function redisClient(url) {
+/**
+ * An ioredis client, as the store uses it (its call()), counting the commands it sends; with auto-pipelining, the
+ * commands issued in one turn of the event loop (by every request in it) go out in one write.
+ */
+async function redisClient(url, autoPipelining = false) {
   const { Redis } = await import('ioredis');
-  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: process.env.BENCH_AUTO_PIPELINING === '1' });
+  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: autoPipelining });
   await new Promise((resolve) => client.once('ready', resolve));
   return { call: (...args) => (redisCommands++, client.call(...args)) };
 }

@@ -21,10 +21,10 @@ afterAll(async () => {
   await redis.stop();
 });
 
-async function instances(count: number, prefix: string, url = redis.url, extra: NinjaAuthOptions = {}) {
+async function instances(count: number, prefix: string, url = redis.url, extra: NinjaAuthOptions = {}, enableAutoPipelining = false) {
   return Promise.all(
     Array.from({ length: count }, async () => {
-      const client = await redisClient(url);
+      const client = await redisClient(url, { enableAutoPipelining });
       clients.push(client);
       return hostApp({ upstream: { tokenUrl: upstream.url }, store: new RedisStore({ client, prefix }), ...extra });
     }),
@@ -43,6 +43,20 @@ describe('RedisStore across instances', () => {
     expect(upstream.calls()).toBe(1);
     expect(replies.every((r) => r.status === 200)).toBe(true);
     expect(new Set(replies.map((r) => r.body.toString('base64'))).size).toBe(1);
+  });
+
+  it('with ioredis auto-pipelining (commands of one event-loop turn in one write), the same: one upstream call, identical bytes, then the replay', async () => {
+    upstream = await rotatingUpstream({ delayMs: 60 });
+    const hosts = await instances(3, uniquePrefix(), redis.url, {}, true);
+    const token = upstream.login();
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => refresh(hosts[i % 3]!, token)));
+    expect(upstream.calls()).toBe(1);
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    expect(new Set(replies.map((r) => r.body.toString('base64'))).size).toBe(1);
+    const successor = JSON.parse(replies[0]!.body.toString()).refresh_token as string;
+    const next = await refresh(hosts[1]!, successor);
+    expect(next.status).toBe(200);
+    expect(upstream.calls()).toBe(2);
   });
 
   it('a retry that lands on another instance gets the stored reply', async () => {

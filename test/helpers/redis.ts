@@ -80,8 +80,13 @@ export async function testRedis(): Promise<RedisServer> {
  * A connected client that gives up at once while Redis is away, as the README recommends; `enableOfflineQueue`
  * for the tests of the other setting, where commands wait for a reconnection instead.
  */
-export async function redisClient(url: string, options: { enableOfflineQueue?: boolean } = {}): Promise<Redis> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: options.enableOfflineQueue ?? false, retryStrategy: (attempt) => Math.min(attempt * 50, 500) });
+export async function redisClient(url: string, options: { enableOfflineQueue?: boolean; enableAutoPipelining?: boolean } = {}): Promise<Redis> {
+  const client = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: options.enableOfflineQueue ?? false,
+    enableAutoPipelining: options.enableAutoPipelining ?? false,
+    retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+  });
   client.on('error', () => undefined);
   await once(client, 'ready');
   return client;

@@ -113,7 +113,7 @@ describe('a request’s store session', () => {
     const { store } = heldStore();
     const { reports, session } = guardStores(store, 50);
     let read: Array<string | undefined> | undefined;
-    void session().getAll(['a', 'b']).then((values) => (read = values));
+    void Promise.resolve(session().getAll(['a', 'b'])).then((values) => (read = values));
     await vi.advanceTimersByTimeAsync(49);
     expect(read).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1);
