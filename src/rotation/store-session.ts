@@ -283,19 +283,22 @@ export function probe(stores: GuardStores, onAnswered: () => void): void {
   );
 }
 
-/** `pending`, or a {@link StoreTimeoutError} after `timeoutMs`. */
-async function bounded<T>(pending: Promise<T>, timeoutMs: number, unref = false): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(timeoutMs)), timeoutMs);
+/** `pending`, or a {@link StoreTimeoutError} after `timeoutMs`: one timer and one promise per batch. */
+function bounded<T>(pending: Promise<T>, timeoutMs: number, unref = false): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreTimeoutError(timeoutMs)), timeoutMs);
     if (unref) timer.unref();
+    pending.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  pending.catch(() => undefined);
-  try {
-    return await Promise.race([pending, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export class StoreTimeoutError extends Error {
