@@ -65,6 +65,8 @@ export function sealReplyValue(answer: UpstreamAnswer, refreshToken: string, req
   answer.body.copy(plain, headLength);
   const sealed = cipher.update(plain);
   cipher.final();
+  // allocUnsafe takes small buffers from Node's shared pool: no token stays behind in it.
+  plain.fill(0);
   return new SealedReply(`${VERSION}.${iv.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}.`, sealed);
 }
 

@@ -125,8 +125,10 @@ export class StoreSession {
     const steps = this.#written(writes);
     this.#holdsLock = false;
     if (publish !== undefined) steps.push(['set', ...publish]);
-    const unlock: Step = ['deleteIfEquals', key, value];
-    return done(this.onPrimary && steps.length > 0 ? this.#batch('set', [...steps, unlock]) : this.#batch('unlock', [unlock]));
+    // The lock is in the shared store, so what it guards goes there with its release, even when this request has
+    // stopped using the store since: a waiter elsewhere that finds the lock free must find the reply too.
+    steps.push(['deleteIfEquals', key, value]);
+    return done(this.#batch(steps.length > 1 ? 'set' : 'unlock', steps));
   }
 
   /** The steps that write `writes` to the shared store, once they are in local memory. */
@@ -144,7 +146,7 @@ export class StoreSession {
   /** One atomic step where the store can (`batch`, `setIfAbsentOrGet`); else the attempt, and a read of the holder with it. */
   #lockSteps(lock: TextWrite): Step[] {
     const { primary } = this.stores;
-    return primary.batch !== undefined || typeof primary.setIfAbsentOrGet === 'function'
+    return typeof primary.batch === 'function' || typeof primary.setIfAbsentOrGet === 'function'
       ? [['setIfAbsentOrGet', ...lock]]
       : [['setIfAbsent', ...lock], ['get', lock[0]]];
   }
@@ -160,6 +162,7 @@ export class StoreSession {
    * at once when the store answered at once.
    */
   #batch(operation: StoreOperation, steps: readonly Step[]): Maybe<unknown[] | undefined> {
+    if (steps.length === 0) return [];
     let dispatched: Dispatched;
     try {
       dispatched = dispatch(this.stores.primary, steps);
@@ -210,8 +213,10 @@ interface Dispatched {
 }
 
 /**
- * Starts the steps on the store: one `batch` call where it has one (but for a step alone that a method does as well); else one call per step, with the reads as one
- * `getMany` where the store has it and there are two or more. A throw leaves no started promise unhandled.
+ * Starts the steps on the store, in their order: one `batch` call where it has one (but for a step alone that a
+ * method does as well); else one call per step, the reads as one `getMany` — started where the first read
+ * stands, so a lock attempt before them still goes first — where the store has it and there are two or more. A
+ * throw leaves no started promise unhandled.
  */
 function dispatch(store: NinjaAuthStore, steps: readonly Step[]): Dispatched {
   const { batch, getMany } = store;
@@ -223,21 +228,35 @@ function dispatch(store: NinjaAuthStore, steps: readonly Step[]): Dispatched {
   const reads = steps.filter((step) => step[0] === 'get');
   const readsAtOnce = typeof getMany === 'function' && reads.length >= 2;
   const started: unknown[] = [];
+  /** Where each step's answer will be: the index of its call in `started`, and its place in the getMany's list. */
+  const sources: Array<readonly [call: number, read: number]> = [];
+  let manyAt = -1;
+  let read = 0;
   try {
-    if (readsAtOnce) started.push(getMany.call(store, reads.map(([, key]) => key)));
-    for (const step of steps) if (!readsAtOnce || step[0] !== 'get') started.push(startStep(store, step));
+    for (const step of steps) {
+      if (!readsAtOnce || step[0] !== 'get') {
+        sources.push([started.length, -1]);
+        started.push(startStep(store, step));
+        continue;
+      }
+      if (manyAt < 0) {
+        manyAt = started.length;
+        started.push(getMany.call(store, reads.map(([, key]) => key)));
+      }
+      sources.push([manyAt, read++]);
+    }
   } catch (error) {
     for (const result of started) if (isThenable(result)) Promise.resolve(result).catch(() => undefined);
     throw error;
   }
-  if (!readsAtOnce) return { started, results: (settled) => [...settled] };
   return {
     started,
-    results: ([many, ...others]) => {
-      let read = 0;
-      let other = 0;
-      return steps.map((step) => (step[0] === 'get' ? (Array.isArray(many) ? many[read++] : undefined) : others[other++]));
-    },
+    results: (settled) =>
+      sources.map(([call, at]) => {
+        if (at < 0) return settled[call];
+        const many = settled[call];
+        return Array.isArray(many) ? many[at] : undefined;
+      }),
   };
 }
 

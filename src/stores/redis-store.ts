@@ -29,29 +29,40 @@ const TAKE_OR_READ = script("local held = redis.call('GET', KEYS[1]) if held the
 const RELEASE_IF_OWNER = script("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
 
 // Any batch as one script: KEYS are the operations' keys, ARGV each one's code and arguments, in order. A miss, a
-// set and a delete answer nil (false in Lua), a lock taken 1, a lock refused the value that holds it.
-const BATCH = script(`local results, at = {}, 1
+// set, a delete and a lock taken answer nil (false in Lua), a lock refused the value that holds it. An operation
+// that fails (a SET refused under maxmemory) does not stop the ones after it — a lock's release comes last and
+// must still happen — and the first failure is the script's answer once all have run.
+const BATCH = script(`local results, at, failed = {}, 1, nil
+local function run(...)
+  local answer = redis.pcall(...)
+  if type(answer) == 'table' and answer.err then
+    failed = failed or answer
+    return false
+  end
+  return answer
+end
 for i, key in ipairs(KEYS) do
   local code = ARGV[at]
   if code == 'g' then
-    results[i] = redis.call('GET', key)
+    results[i] = run('GET', key)
     at = at + 1
   elseif code == 's' then
-    redis.call('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2])
+    run('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2])
     results[i] = false
     at = at + 3
   elseif code == 't' then
-    local held = redis.call('GET', key)
-    if held then results[i] = held else redis.call('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2]) results[i] = 1 end
+    local held = run('GET', key)
+    if held then results[i] = held else run('SET', key, ARGV[at + 1], 'PX', ARGV[at + 2]) results[i] = false end
     at = at + 3
   elseif code == 'd' then
-    if redis.call('GET', key) == ARGV[at + 1] then redis.call('DEL', key) end
+    if run('GET', key) == ARGV[at + 1] then run('DEL', key) end
     results[i] = false
     at = at + 2
   else
     return redis.error_reply('ninja-auth: unknown batch operation ' .. tostring(code))
   end
 end
+if failed then return failed end
 return results`);
 
 const BATCH_CODE = { get: 'g', set: 's', setIfAbsentOrGet: 't', deleteIfEquals: 'd' } as const satisfies Record<StoreBatchOperation[0], string>;
@@ -118,7 +129,7 @@ export class RedisStore implements NinjaAuthStore {
     }
     const results = await this.#run(BATCH, keys, ...args);
     if (!Array.isArray(results) || results.length !== operations.length) throw new TypeError('RedisStore: a batch did not answer one result per operation');
-    return operations.map(([method], i) => (method === 'setIfAbsentOrGet' && results[i] === 1 ? true : method === 'get' || method === 'setIfAbsentOrGet' ? textOf(results[i]) : undefined));
+    return operations.map(([method], i) => (method === 'get' ? textOf(results[i]) : method === 'setIfAbsentOrGet' ? (textOf(results[i]) ?? true) : undefined));
   }
 
   /**

@@ -154,6 +154,24 @@ describe('RedisStore scripts', () => {
   });
 });
 
+describe('RedisStore batch failures', () => {
+  it('an operation that fails (a SET refused under maxmemory) does not keep the lock: the release still runs, and the batch fails', async () => {
+    const own = await startRedisServer();
+    const client = await redisClient(own.url);
+    clients.push(client);
+    const store = new RedisStore({ client, prefix: uniquePrefix() });
+    const tag = 'a'.repeat(64);
+    expect(await store.batch([['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 5_000], ['get', `reply:{${tag}}`]])).toEqual([true, undefined]);
+    await client.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await client.call('CONFIG', 'SET', 'maxmemory', '1');
+    await expect(store.batch([['set', `reply:{${tag}}`, 'r', 5_000], ['deleteIfEquals', `lock:{${tag}}`, 'me']])).rejects.toThrow(/OOM/);
+    await client.call('CONFIG', 'SET', 'maxmemory', '0');
+    expect(await store.batch([['get', `lock:{${tag}}`], ['get', `reply:{${tag}}`]])).toEqual([undefined, undefined]);
+    client.disconnect();
+    await own.stop();
+  });
+});
+
 describe('RedisStore commands per refresh', () => {
   it('a refresh that reaches the upstream: one batch before the upstream call; after it one batch and the successor\'s link', async () => {
     const commands: string[] = [];

@@ -205,6 +205,58 @@ describe('a store with batch', () => {
   });
 });
 
+describe('the order a batch goes out in', () => {
+  /** An async store that records the order its methods were called in; `getMany` and `setIfAbsentOrGet` optional. */
+  function recordingStore(withTakeOrRead: boolean) {
+    const memory = new MemoryStore();
+    const calls: string[] = [];
+    const later = <T>(value: T): Promise<T> => Promise.resolve(value);
+    const store: NinjaAuthStore = {
+      get: (key) => (calls.push(`get ${key}`), later(memory.get(key))),
+      set: (key, value, ttlMs) => (calls.push(`set ${key}`), later(memory.set(key, value, ttlMs))),
+      setIfAbsent: (key, value, ttlMs) => (calls.push(`setIfAbsent ${key}`), later(memory.setIfAbsent(key, value, ttlMs))),
+      getMany: (keys) => (calls.push(`getMany ${keys.join(' ')}`), later(keys.map((key) => memory.get(key)))),
+      deleteIfEquals: (key, value) => (calls.push(`deleteIfEquals ${key}`), later(memory.deleteIfEquals(key, value))),
+      ...(withTakeOrRead ? { setIfAbsentOrGet: (key: string, value: string, ttlMs: number) => (calls.push(`setIfAbsentOrGet ${key}`), later(memory.setIfAbsentOrGet(key, value, ttlMs))) } : {}),
+    };
+    return { store, calls, memory };
+  }
+
+  it('the lock attempt goes before the reads, so they see what a previous holder stored before letting go', async () => {
+    for (const withTakeOrRead of [true, false]) {
+      const { store, calls, memory } = recordingStore(withTakeOrRead);
+      memory.set('reply', 'r', 1000);
+      const { session } = guardStores(store);
+      expect(await session().begin(['lock', 'me', 1000], ['reply', undefined, 'sealed'])).toEqual({ lock: true, values: ['r', undefined, undefined] });
+      expect(calls).toEqual(withTakeOrRead ? ['setIfAbsentOrGet lock', 'getMany reply sealed'] : ['setIfAbsent lock', 'getMany lock reply sealed']);
+      calls.length = 0;
+      expect(await session().begin(['lock', 'other', 1000], ['reply', 'sealed'])).toEqual({ lock: 'me', values: ['r', undefined] });
+    }
+  });
+
+  it('a batch with nothing to do asks the store nothing', async () => {
+    const { store, calls } = recordingStore(true);
+    const { session } = guardStores(store);
+    expect(await session().getAll([undefined, undefined])).toEqual([undefined, undefined]);
+    await session().setAll([undefined]);
+    expect(calls).toEqual([]);
+  });
+
+  it('a held lock is released with the writes it guards, even after another request opened a failure episode', async () => {
+    const { store, calls, memory } = recordingStore(true);
+    const { session, stores } = guardStores(store);
+    const holder = session();
+    expect(await holder.acquire('lock', 'me', 1000)).toBe(true);
+    stores.health.failed('get', new Error('another request saw the store fail'));
+    expect(holder.onPrimary).toBe(false);
+    calls.length = 0;
+    await holder.release('lock', 'me', undefined, [['reply', 'r', 1000]]);
+    expect(calls).toEqual(['set reply', 'deleteIfEquals lock']);
+    expect(memory.get('reply')).toBe('r');
+    expect(memory.get('lock')).toBeUndefined();
+  });
+});
+
 describe('taking a lock', () => {
   it('a refused lock tells whose it is, atomically with setIfAbsentOrGet, else by a read sent along', async () => {
     const memory = new MemoryStore();
