@@ -40,6 +40,7 @@ fs.rmSync(profileDir, { recursive: true, force: true });
 const CATEGORIES = [
   ['axios (its request pipeline)', (url) => url.includes('/node_modules/axios/')],
   ['undici (the default client\'s transport)', (url) => url.includes('/node_modules/undici/')],
+  ['ioredis (the Redis store\'s client)', (url) => /\/node_modules\/(ioredis|redis-parser|redis-errors|cluster-key-slot|denque|standard-as-callback)\//.test(url)],
   ['ninja-auth', (url) => url.includes('/dist/esm/') || url.includes('/dist/cjs/')],
   ['express and its router', (url) => /\/node_modules\/(express|router|body-parser|finalhandler|parseurl|path-to-regexp|send|qs|debug)\//.test(url)],
   ['node:crypto', (url) => url.startsWith('node:internal/crypto') || url === 'node:crypto'],
