@@ -24,10 +24,6 @@ interface Script {
 
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
 
-// Lua returns nil for false: nil means "stored", a string is the value already there.
-const TAKE_OR_READ = script("local held = redis.call('GET', KEYS[1]) if held then return held end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false");
-const RELEASE_IF_OWNER = script("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
-
 // Any batch as one script: KEYS are the operations' keys, ARGV each one's code and arguments, in order. A miss, a
 // set, a delete and a lock taken answer nil (false in Lua), a lock refused the value that holds it. An operation
 // that fails (a SET refused under maxmemory) does not stop the ones after it — a lock's release comes last and
@@ -107,16 +103,20 @@ export class RedisStore implements NinjaAuthStore {
     return reply === 'OK' || (Buffer.isBuffer(reply) && reply.toString() === 'OK');
   }
 
+  /** The batch script with this one operation: the same take-or-read it does in a batch. */
   async setIfAbsentOrGet(key: string, value: string, ttlMs: number): Promise<true | string> {
-    const held = await this.#run(TAKE_OR_READ, [this.#prefix + key], value, ttlOf(ttlMs));
-    return textOf(held) ?? true;
+    const [taken] = await this.batch([['setIfAbsentOrGet', key, value, ttlMs]]);
+    return taken ?? true;
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
-    await this.#run(RELEASE_IF_OWNER, [this.#prefix + key], value);
+    await this.batch([['deleteIfEquals', key, value]]);
   }
 
-  /** One EVALSHA for the whole batch: the guard's keys of one batch share a hash tag, so one Cluster node too. */
+  /**
+   * One EVALSHA for the whole batch (the one script this store runs): the guard's keys of one batch share a hash
+   * tag, so one Cluster node too.
+   */
   async batch(operations: readonly StoreBatchOperation[]): Promise<Array<string | true | undefined>> {
     if (operations.length === 0) return [];
     const keys: string[] = [];
