@@ -186,13 +186,17 @@ export function rotationGuard(
         replays ? [KEYS.reply(tokenId, requestKey), sealReplyValue(outcome as UpstreamAnswer, refreshToken, requestKey), rotation.reuseGraceMs] : undefined,
         detectsReuse ? [KEYS.rotated(tokenId), String(now()), rotation.reuseDetectionMs] : undefined,
       ];
-    const publish = (): TextWrite | undefined => (successor !== undefined && replays
-      ? undefined
-      : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs]);
-    const saving = holdsLock ? store.release(KEYS.lock(tokenId, requestKey), owner, publish(), writes) : store.setAll(writes);
+    let saving: Promise<void> | undefined;
+    if (holdsLock) {
+      const publish: TextWrite | undefined = successor !== undefined && replays
+        ? undefined
+        : [KEYS.answer(tokenId, requestKey, owner), sealOutcome(outcome, refreshToken, requestKey), lockTtlMs];
+      saving = store.release(KEYS.lock(tokenId, requestKey), owner, publish, writes);
+    } else {
+      saving = store.setAll(writes);
+    }
     if (successor === undefined || !(replays || detectsReuse)) return saving;
-    const linking = store.setAll([[KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs]]);
-    return saving === undefined ? linking : linking === undefined ? saving : Promise.all([saving, linking]).then(() => undefined);
+    return allOf([saving, store.setAll([[KEYS.predecessor(sha256Hex(successor)), tokenId, predecessorTtlMs]])]);
   }
 
   /**
@@ -292,10 +296,15 @@ interface GuardedRequest {
 
 /** The result, with the store work still under way after it (its own and whatever the result already had). */
 function settling(result: RefreshResult, afterwards: ReadonlyArray<Promise<void> | undefined>): RefreshResult {
-  const pending = afterwards.filter((work) => work !== undefined);
-  if (pending.length === 0) return result;
-  if (result.settled !== undefined) pending.push(result.settled);
-  return { ...result, settled: Promise.all(pending).then(() => undefined) };
+  const settled = allOf([...afterwards, result.settled]);
+  return settled === undefined || settled === result.settled ? result : { ...result, settled };
+}
+
+/** Store work still under way, as one promise; `undefined` when none is (a store that answered at once). */
+function allOf(works: ReadonlyArray<Promise<void> | undefined>): Promise<void> | undefined {
+  const pending = works.filter((work) => work !== undefined);
+  if (pending.length <= 1) return pending[0];
+  return Promise.all(pending).then(() => undefined);
 }
 
 /** Two refreshes are the same request when token, client, scope, audience and resource all match. */
