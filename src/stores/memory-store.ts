@@ -105,7 +105,7 @@ export class MemoryStore implements NinjaAuthStore {
 
   deleteIfEquals(key: string, value: string): void {
     const entry = this.#entries.get(key);
-    if (entry !== undefined && (entry.bytesFrom < 0 ? entry.text : unpackValue(entry)) === value) this.#remove(key, entry);
+    if (entry !== undefined && unpackValue(entry) === value) this.#remove(key, entry);
   }
 
   shutdown(): void {
