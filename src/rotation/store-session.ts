@@ -59,9 +59,12 @@ const PROBE_KEY = 'probe';
 export class StoreSession {
   #onPrimary: boolean;
   #holdsLock = false;
+  /** The configured store when it is a plain memory store: read and written directly, no batches, no promises. */
+  readonly #memory: MemoryStore | undefined;
 
   constructor(private readonly stores: GuardStores) {
     this.#onPrimary = stores.health.usable;
+    this.#memory = isPlainMemoryStore(stores.primary) ? stores.primary : undefined;
   }
 
   /** Whether the configured store is still in use for this request. */
@@ -71,6 +74,10 @@ export class StoreSession {
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
   getAll(keys: ReadonlyArray<string | undefined>): Maybe<Array<string | undefined>> {
+    const memory = this.#memory;
+    if (memory !== undefined && this.onPrimary) {
+      return keys.map((key) => (key === undefined ? undefined : memory.get(key)));
+    }
     const reads = readSteps(keys);
     if (!this.onPrimary) return reads.values(undefined, this.stores.local);
     return then(this.#batch('get', reads.steps), (results) => reads.values(results, this.stores.local));
@@ -83,6 +90,11 @@ export class StoreSession {
 
   /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. `undefined` once done. */
   setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> | undefined {
+    const memory = this.#memory;
+    if (memory !== undefined && this.onPrimary) {
+      for (const write of writes) if (write !== undefined) setOn(memory, write);
+      return undefined;
+    }
     const steps = this.#written(writes);
     return this.onPrimary && steps.length > 0 ? done(this.#batch('set', steps)) : undefined;
   }
@@ -92,6 +104,7 @@ export class StoreSession {
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
   begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Maybe<{ lock: true | string | undefined; values: Array<string | undefined> }> {
+    if (lock === undefined && this.#memory !== undefined) return { lock: undefined, values: this.getAll(keys) as Array<string | undefined> };
     const reads = readSteps(keys);
     if (!this.onPrimary) return { lock: undefined, values: reads.values(undefined, this.stores.local) };
     const locking = lock === undefined ? [] : this.#lockSteps(lock);
@@ -183,6 +196,13 @@ export class StoreSession {
     this.stores.health.failed(operation, error);
   }
 }
+
+/**
+ * A `MemoryStore` as this package made it, which never throws and answers at once: not a subclass, nor one whose
+ * methods were replaced (a wrapper that counts or delays), which go through batches like any other store.
+ */
+const isPlainMemoryStore = (store: NinjaAuthStore): store is MemoryStore =>
+  Object.getPrototypeOf(store) === MemoryStore.prototype && !['get', 'getMany', 'set', 'setBytes'].some((method) => Object.hasOwn(store, method));
 
 /** The steps that read `keys` (an `undefined` key is not read), and the values back in the keys' places. */
 function readSteps(keys: ReadonlyArray<string | undefined>): {

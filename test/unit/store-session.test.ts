@@ -421,3 +421,35 @@ describe('a sealed reply written through a session', () => {
     primary.shutdown();
   });
 });
+
+describe('a memory store as the configured store', () => {
+  const storesOf = (primary: MemoryStore): GuardStores => ({ primary, local: undefined, health: new StoreHealth(() => undefined), timeoutMs: 100 });
+
+  it('answers reads and writes at once, with no promise anywhere', () => {
+    const primary = new MemoryStore();
+    const session = new StoreSession(storesOf(primary));
+    expect(session.setAll([['a', '1', 10_000], undefined, ['b', '2', 10_000]])).toBeUndefined();
+    expect(session.begin(undefined, ['a', undefined, 'b', 'c'])).toEqual({ lock: undefined, values: ['1', undefined, '2', undefined] });
+    expect(session.getAll(['b', undefined])).toEqual(['2', undefined]);
+    expect(session.release('lock', 'me', undefined, [['c', '3', 10_000]])).toBeUndefined();
+    expect(primary.get('c')).toBe('3');
+    primary.shutdown();
+  });
+
+  it('one whose methods were replaced (here by asynchronous ones) is a store like any other, its promises awaited', async () => {
+    const primary = new MemoryStore();
+    const plain = { get: primary.get.bind(primary), set: primary.set.bind(primary) };
+    Object.assign(primary, {
+      get: async (key: string) => plain.get(key),
+      set: async (key: string, value: string, ttlMs: number) => plain.set(key, value, ttlMs),
+    });
+    const session = new StoreSession(storesOf(primary));
+    const writing = session.setAll([['a', '1', 10_000]]);
+    expect(writing).toBeInstanceOf(Promise);
+    await writing;
+    const reading = session.getAll(['a']);
+    expect(reading).toBeInstanceOf(Promise);
+    expect(await reading).toEqual(['1']);
+    primary.shutdown();
+  });
+});
