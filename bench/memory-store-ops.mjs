@@ -5,6 +5,7 @@
 // runs in a process of its own, a fresh one each round, so that neither pays for the other's garbage.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
+import { HEADERS, loadGuard } from './guard-fixture.mjs';
 import { tokenReplyBody } from './token-reply.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -13,20 +14,9 @@ const MS = Number(args.ms ?? 200);
 const dirs = [new URL('..', import.meta.url).pathname, ...(args.compare === undefined ? [] : [args.compare])].map((d) => d.replace(/\/$/, ''));
 
 const REFRESH = 'a guarded refresh (rotates; fake upstream)';
-const HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache', date: new Date(0).toUTCString() };
-const tokenUrl = 'http://127.0.0.1:9/token';
 
 async function load(dir) {
-  const dist = new URL(`${dir}/dist/esm/`, 'file:///').href;
-  const { MemoryStore } = await import(`${dist}index.js`);
-  const { parseOptions } = await import(`${dist}options.js`);
-  const { rotationGuard } = await import(`${dist}rotation/guard.js`);
-  const { answered } = await import(`${dist}upstream.js`);
-  const { sealReply } = await import(`${dist}rotation/reply-cipher.js`);
-  const store = new MemoryStore();
-  const config = parseOptions({ upstream: { tokenUrl }, clientId: 'bench-client', clientSecret: 'bench-secret', store, telemetry: false }, {});
-  let calls = 0;
-  const guard = rotationGuard(config, async () => answered(200, HEADERS, Buffer.from(tokenReplyBody(++calls))));
+  const { MemoryStore, answered, sealReply, refresh } = await loadGuard(dir);
   let n = 0;
   const key = (i) => `reply:{${(i % 5000).toString(16).padStart(64, '0')}}:${'b'.repeat(64)}`;
   /** The store operations, on a store of their own; made after the refreshes are measured. */
@@ -42,16 +32,7 @@ async function load(dir) {
       'get (a miss)': () => store.get(`sealed:{${(++n % 5000).toString(16).padStart(64, '0')}}`),
     };
   };
-  return {
-    dir,
-    operations,
-    refresh: async () => {
-      const refreshToken = `rt-bench-${++n}-abcdefghijklmnop`;
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'bench-client', client_secret: 'bench-secret' });
-      const result = await guard.refresh({ url: tokenUrl, form, endpoint: 'refresh_token' }, refreshToken);
-      await result.settled;
-    },
-  };
+  return { dir, operations, refresh };
 }
 
 const cpuMicros = () => {
