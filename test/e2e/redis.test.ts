@@ -34,6 +34,20 @@ async function instances(count: number, prefix: string, url = redis.url, extra: 
 const refresh = (host: ReturnType<typeof hostApp>, token: string) =>
   request(host).post('/auth/refresh_token').set('authorization', `Bearer ${token}`).buffer(true).parse(asBytes);
 
+/** A redis-server of the test's own (its command counts and settings are the test's alone), and a client on it. */
+async function ownRedis(): Promise<{ client: Redis; stop: () => Promise<void> }> {
+  const own = await startRedisServer();
+  const client = await redisClient(own.url);
+  clients.push(client);
+  return {
+    client,
+    stop: async () => {
+      client.disconnect();
+      await own.stop();
+    },
+  };
+}
+
 describe('RedisStore across instances', () => {
   it.each([
     ['', false],
@@ -105,10 +119,7 @@ describe('RedisStore across instances', () => {
 
 describe('RedisStore scripts', () => {
   it('are sent by SHA-1 (EVALSHA); a server that lost them (SCRIPT FLUSH) gets the script once in full, then EVALSHA again', async () => {
-    // A server of this test's own: its command counts are this test's alone.
-    const own = await startRedisServer();
-    const client = await redisClient(own.url);
-    clients.push(client);
+    const { client, stop } = await ownRedis();
     const store = new RedisStore({ client, prefix: uniquePrefix() });
     const calls = async (command: string): Promise<number> => {
       const stats = String(await client.call('INFO', 'commandstats'));
@@ -126,14 +137,11 @@ describe('RedisStore scripts', () => {
     // every other run by SHA-1.
     expect((await calls('eval')) - eval0).toBe(1);
     expect((await calls('evalsha')) - evalsha0).toBe(4);
-    client.disconnect();
-    await own.stop();
+    await stop();
   });
 
   it('a batch is one command (EVALSHA), and EVAL once more only when the server has not loaded the script', async () => {
-    const own = await startRedisServer();
-    const client = await redisClient(own.url);
-    clients.push(client);
+    const { client, stop } = await ownRedis();
     const commands: string[] = [];
     const counting = { call: (command: string, ...args: Array<string | number>) => (commands.push(command), client.call(command, ...args)) };
     const store = new RedisStore({ client: counting, prefix: uniquePrefix() });
@@ -143,16 +151,13 @@ describe('RedisStore scripts', () => {
     commands.length = 0;
     expect(await store.batch([['get', `reply:{${tag}}`], ['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 5_000]])).toEqual(['r', true]);
     expect(commands).toEqual(['EVALSHA']);
-    client.disconnect();
-    await own.stop();
+    await stop();
   });
 });
 
 describe('RedisStore batch failures', () => {
   it('an operation that fails (a SET refused under maxmemory) does not keep the lock: the release still runs, and the batch fails', async () => {
-    const own = await startRedisServer();
-    const client = await redisClient(own.url);
-    clients.push(client);
+    const { client, stop } = await ownRedis();
     const store = new RedisStore({ client, prefix: uniquePrefix() });
     const tag = 'a'.repeat(64);
     expect(await store.batch([['setIfAbsentOrGet', `lock:{${tag}}`, 'me', 5_000], ['get', `reply:{${tag}}`]])).toEqual([true, undefined]);
@@ -161,8 +166,7 @@ describe('RedisStore batch failures', () => {
     await expect(store.batch([['set', `reply:{${tag}}`, 'r', 5_000], ['deleteIfEquals', `lock:{${tag}}`, 'me']])).rejects.toThrow(/OOM/);
     await client.call('CONFIG', 'SET', 'maxmemory', '0');
     expect(await store.batch([['get', `lock:{${tag}}`], ['get', `reply:{${tag}}`]])).toEqual([undefined, undefined]);
-    client.disconnect();
-    await own.stop();
+    await stop();
   });
 });
 
