@@ -11,7 +11,7 @@ import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '..
 import { MemoryStore } from '../stores/memory-store.js';
 import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
-import { type GuardStores, probe, StoreSession, type StoreWrite, type TextWrite } from './store-session.js';
+import { type GuardStores, plainMemoryStore, probe, StoreSession, type StoreWrite, type TextWrite } from './store-session.js';
 
 /** A rotated-away refresh token was presented again, outside the replay rules. */
 export interface ReuseSighting {
@@ -106,6 +106,7 @@ export function rotationGuard(
   const stores: GuardStores = {
     primary: rotation.store,
     local: rotation.store.localOnly === true ? undefined : new MemoryStore({ now }),
+    memory: plainMemoryStore(rotation.store),
     health: new StoreHealth(reportStoreFailure, now),
     timeoutMs: rotation.storeTimeoutMs,
   };

@@ -41,6 +41,11 @@ export interface GuardStores {
    * read from it, and while the shared store fails it is the only store. Absent when the primary is local itself.
    */
   readonly local: MemoryStore | undefined;
+  /**
+   * The primary itself when it is a plain memory store ({@link plainMemoryStore}, decided once for the guard):
+   * read and written directly, without batches or promises. Absent, every store goes through batches.
+   */
+  readonly memory?: MemoryStore | undefined;
   readonly health: StoreHealth;
   /** The longest a batch of operations may take before it counts as a failure. */
   readonly timeoutMs: number;
@@ -59,12 +64,9 @@ const PROBE_KEY = 'probe';
 export class StoreSession {
   #onPrimary: boolean;
   #holdsLock = false;
-  /** The configured store when it is a plain memory store: read and written directly, no batches, no promises. */
-  readonly #memory: MemoryStore | undefined;
 
   constructor(private readonly stores: GuardStores) {
     this.#onPrimary = stores.health.usable;
-    this.#memory = isPlainMemoryStore(stores.primary) ? stores.primary : undefined;
   }
 
   /** Whether the configured store is still in use for this request. */
@@ -74,10 +76,8 @@ export class StoreSession {
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
   getAll(keys: ReadonlyArray<string | undefined>): Maybe<Array<string | undefined>> {
-    const memory = this.#memory;
-    if (memory !== undefined && this.onPrimary) {
-      return keys.map((key) => (key === undefined ? undefined : memory.get(key)));
-    }
+    const { memory } = this.stores;
+    if (memory !== undefined && this.onPrimary) return readFrom(memory, keys);
     const reads = readSteps(keys);
     if (!this.onPrimary) return reads.values(undefined, this.stores.local);
     return then(this.#batch('get', reads.steps), (results) => reads.values(results, this.stores.local));
@@ -90,7 +90,7 @@ export class StoreSession {
 
   /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. `undefined` once done. */
   setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> | undefined {
-    const memory = this.#memory;
+    const { memory } = this.stores;
     if (memory !== undefined && this.onPrimary) {
       for (const write of writes) if (write !== undefined) setOn(memory, write);
       return undefined;
@@ -104,7 +104,8 @@ export class StoreSession {
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
   begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Maybe<{ lock: true | string | undefined; values: Array<string | undefined> }> {
-    if (lock === undefined && this.#memory !== undefined) return { lock: undefined, values: this.getAll(keys) as Array<string | undefined> };
+    const { memory } = this.stores;
+    if (lock === undefined && memory !== undefined && this.onPrimary) return { lock: undefined, values: readFrom(memory, keys) };
     const reads = readSteps(keys);
     if (!this.onPrimary) return { lock: undefined, values: reads.values(undefined, this.stores.local) };
     const locking = lock === undefined ? [] : this.#lockSteps(lock);
@@ -198,11 +199,18 @@ export class StoreSession {
 }
 
 /**
- * A `MemoryStore` as this package made it, which never throws and answers at once: not a subclass, nor one whose
- * methods were replaced (a wrapper that counts or delays), which go through batches like any other store.
+ * The store, when it is a `MemoryStore` as this package made it, which never throws and answers at once: not a
+ * subclass, nor one whose methods were replaced (a wrapper that counts or delays), which go through batches
+ * like any other store.
  */
-const isPlainMemoryStore = (store: NinjaAuthStore): store is MemoryStore =>
-  Object.getPrototypeOf(store) === MemoryStore.prototype && !['get', 'getMany', 'set', 'setBytes'].some((method) => Object.hasOwn(store, method));
+export function plainMemoryStore(store: NinjaAuthStore): MemoryStore | undefined {
+  const plain = Object.getPrototypeOf(store) === MemoryStore.prototype && !['get', 'getMany', 'set', 'setBytes'].some((method) => Object.hasOwn(store, method));
+  return plain ? (store as MemoryStore) : undefined;
+}
+
+/** The keys' values in the memory store, at once; a key left `undefined` reads as `undefined`. */
+const readFrom = (memory: MemoryStore, keys: ReadonlyArray<string | undefined>): Array<string | undefined> =>
+  keys.map((key) => (key === undefined ? undefined : memory.get(key)));
 
 /** The steps that read `keys` (an `undefined` key is not read), and the values back in the keys' places. */
 function readSteps(keys: ReadonlyArray<string | undefined>): {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FIRST_PROBE_MS, MAX_PROBE_MS, type StoreOperation, StoreHealth } from '../../src/rotation/store-health.js';
 import { openReply, sealReplyValue } from '../../src/rotation/reply-cipher.js';
-import { type GuardStores, probe, StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
+import { type GuardStores, plainMemoryStore, probe, StoreSession, StoreTimeoutError } from '../../src/rotation/store-session.js';
 import { answered } from '../../src/upstream.js';
 import { MemoryStore, type NinjaAuthStore, type StoreBatchOperation } from '../../src/index.js';
 
@@ -423,10 +423,11 @@ describe('a sealed reply written through a session', () => {
 });
 
 describe('a memory store as the configured store', () => {
-  const storesOf = (primary: MemoryStore): GuardStores => ({ primary, local: undefined, health: new StoreHealth(() => undefined), timeoutMs: 100 });
+  const storesOf = (primary: MemoryStore): GuardStores => ({ primary, local: undefined, memory: plainMemoryStore(primary), health: new StoreHealth(() => undefined), timeoutMs: 100 });
 
   it('answers reads and writes at once, with no promise anywhere', () => {
     const primary = new MemoryStore();
+    expect(plainMemoryStore(primary)).toBe(primary);
     const session = new StoreSession(storesOf(primary));
     expect(session.setAll([['a', '1', 10_000], undefined, ['b', '2', 10_000]])).toBeUndefined();
     expect(session.begin(undefined, ['a', undefined, 'b', 'c'])).toEqual({ lock: undefined, values: ['1', undefined, '2', undefined] });
@@ -443,6 +444,7 @@ describe('a memory store as the configured store', () => {
       get: async (key: string) => plain.get(key),
       set: async (key: string, value: string, ttlMs: number) => plain.set(key, value, ttlMs),
     });
+    expect(plainMemoryStore(primary)).toBeUndefined();
     const session = new StoreSession(storesOf(primary));
     const writing = session.setAll([['a', '1', 10_000]]);
     expect(writing).toBeInstanceOf(Promise);
