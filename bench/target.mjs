@@ -56,8 +56,10 @@ if (kind === 'hpm') {
   const store =
     kind === 'ninja-auth-redis' || kind === 'ninja-auth-redis-pipelined'
       ? new RedisStore({ client: await redisClient(redisUrl, kind === 'ninja-auth-redis-pipelined') })
-      : new MemoryStore();
-  const rotation = kind === 'ninja-auth-plain' ? { coalesce: false, reuseGraceMs: 0, reuseDetectionMs: 0 } : {};
+      : new MemoryStore(JSON.parse(process.env.NINJA_AUTH_BENCH_STORE ?? '{}'));
+  // NINJA_AUTH_BENCH_ROTATION and NINJA_AUTH_BENCH_STORE: the memory-store kind's rotation and MemoryStore options
+  // as JSON, for bench/rotation-parts.mjs.
+  const rotation = kind === 'ninja-auth-plain' ? { coalesce: false, reuseGraceMs: 0, reuseDetectionMs: 0 } : JSON.parse(process.env.NINJA_AUTH_BENCH_ROTATION ?? '{}');
   const telemetry = await telemetryFor(kind);
   let rotations = 0;
   app.use(ninjaAuth({ upstream: { tokenUrl }, ...CLIENT, ...rotation, store, ...telemetry, hooks: { onRotation: () => void rotations++ } }));
