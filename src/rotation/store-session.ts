@@ -43,9 +43,9 @@ export interface GuardStores {
   readonly local: MemoryStore | undefined;
   /**
    * The primary itself when it is a plain memory store ({@link plainMemoryStore}, decided once for the guard):
-   * read and written directly, without batches or promises. Absent, every store goes through batches.
+   * read and written directly, without batches or promises. `undefined`: every store goes through batches.
    */
-  readonly memory?: MemoryStore | undefined;
+  readonly memory: MemoryStore | undefined;
   readonly health: StoreHealth;
   /** The longest a batch of operations may take before it counts as a failure. */
   readonly timeoutMs: number;

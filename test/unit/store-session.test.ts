@@ -23,6 +23,8 @@ function guardStores(primary: NinjaAuthStore, timeoutMs = 100) {
   const stores: GuardStores = {
     primary,
     local: new MemoryStore({ now }),
+    // Through batches whatever the primary is: these tests are about them.
+    memory: undefined,
     health: new StoreHealth((operation, error, opensEpisode) => reports.push({ operation, error, opensEpisode }), now),
     timeoutMs,
   };
@@ -413,7 +415,7 @@ describe('a sealed reply written through a session', () => {
 
   it('reaches a memory store that is the configured store as bytes too', async () => {
     const primary = new MemoryStore();
-    const stores: GuardStores = { primary, local: undefined, health: new StoreHealth(() => undefined), timeoutMs: 100 };
+    const stores: GuardStores = { primary, local: undefined, memory: undefined, health: new StoreHealth(() => undefined), timeoutMs: 100 };
     const sealed = sealReplyValue(answered(200, {}, Buffer.from('x'.repeat(1_000))), 'rt-presented', 'request-key');
     await new StoreSession(stores).setAll([['reply:{t}:r', sealed, 10_000]]);
     expect(primary.get('reply:{t}:r')).toBe(sealed.text);
