@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import express from 'express';
 import { assertionSigner, readAssertionKey, secretAssertionKey } from '../dist/esm/client-assertion.js';
 import { ninjaAuth } from '../dist/esm/index.js';
+import { median } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const SECONDS = Number(args.seconds ?? 0.5);
@@ -104,7 +105,6 @@ for (const [name, auth] of methods) hosts.push({ name, server: await hostFor(aut
 for (let round = 0; round < ROUNDS; round++) {
   for (const host of hosts) host.samples.push((await measure((i) => refresh(host.server.address().port, i))).perOpUs);
 }
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const baseline = median(hosts[0].samples);
 for (const { name, server, samples } of hosts) {
   const perOpUs = median(samples);

@@ -7,6 +7,7 @@
 // Needs valgrind (apt-get install valgrind); not part of npm test or CI.
 import { spawnSync } from 'node:child_process';
 import { loadGuard } from './guard-fixture.mjs';
+import { median } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 
@@ -42,7 +43,6 @@ for (let round = 0; round < ROUNDS; round++) {
     process.stdout.write(`round ${round + 1}/${ROUNDS} ${dir}: ${Math.round(count).toLocaleString('en')} instructions a refresh\n`);
   }
 }
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 console.log(`\ninstructions per guarded refresh, median of ${ROUNDS} rounds (${MANY} - ${FEW} refreshes)\n`);
 console.log('| build | instructions a refresh | every round |');
 console.log('|---|---:|---|');

@@ -1,8 +1,9 @@
-// What bench/run.mjs and bench/profile.mjs share: starting the processes, talking to them, the load itself,
-// and where each process runs.
+// What the bench scripts share: starting the processes, talking to them, the load itself, where each process
+// runs, and how their numbers are summed up.
 import { fork, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
+import autocannon from 'autocannon';
 
 const here = new URL('.', import.meta.url).pathname;
 
@@ -33,7 +34,19 @@ export function refreshRequests(path) {
   ];
 }
 
-const canPin = os.cpus().length >= 2 && spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
+/** The refresh load on a proxy on loopback: `connections` at once for `seconds`, as {@link refreshRequests}. */
+export function refreshLoad(port, seconds, { connections = 32, path = '/auth/refresh_token' } = {}) {
+  return autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests: refreshRequests(path) });
+}
+
+/** The entry of the build in another checkout (`--compare=DIR`, a path from the working directory), for NINJA_AUTH_FROM. */
+export const buildEntry = (dir) => new URL(`${dir.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
+
+/** The median; of an even count, the upper of the two middle values. */
+export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Asked once, on the first pin: importing this module runs nothing. */
+let canPin;
 
 /**
  * Gives the proxies a core of their own (the last) and puts everything else (token endpoint, Redis, the load
@@ -41,6 +54,7 @@ const canPin = os.cpus().length >= 2 && spawnSync('sh', ['-c', 'command -v tasks
  * taskset is missing, or there is one core, nothing moves. Returns whether the processes were pinned.
  */
 export function pin({ proxy = [], others = [] }) {
+  canPin ??= os.cpus().length >= 2 && spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
   if (!canPin) return false;
   const last = os.cpus().length - 1;
   const rest = last === 1 ? '0' : `0-${last - 1}`;

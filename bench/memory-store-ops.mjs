@@ -6,6 +6,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { HEADERS, loadGuard } from './guard-fixture.mjs';
+import { median } from './load.mjs';
 import { tokenReplyBody } from './token-reply.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -69,7 +70,6 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const names = [...new Set([...results.keys()].map((key) => key.split('\u0000')[0]))];
 console.log(`\nmedian operations per CPU second (CPU µs each) of ${ROUNDS} interleaved rounds of ${MS} ms\n`);
 console.log(`| operation | ${dirs.join(' | ')} |`);

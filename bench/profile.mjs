@@ -7,8 +7,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
-import { ask, pin, refreshRequests, start } from './load.mjs';
+import { ask, pin, refreshLoad, start } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const KIND = args.kind ?? 'ninja-auth';
@@ -20,7 +19,7 @@ const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ninja-auth-profile-'))
 const upstream = await start('upstream.mjs', []);
 const target = await start('target.mjs', [KIND, `http://127.0.0.1:${upstream.port}/token`, args.redis ?? ''], ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
 const pinned = pin({ proxy: target.child.pid, others: [upstream.child.pid, process.pid] });
-const load = (seconds) => autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, duration: seconds, requests: refreshRequests('/auth/refresh_token') });
+const load = (seconds) => refreshLoad(target.port, seconds, { connections: CONNECTIONS });
 
 await load(2);
 const before = await ask(target.child, 'stats');

@@ -7,13 +7,11 @@
 // tens of percent between minutes, the paired difference says more than two medians apart.
 // node bench/rotation-parts.mjs [--rounds=9] [--duration=3] [--compare=DIR] — after `npm run build`; not part of
 // npm test or CI.
-import autocannon from 'autocannon';
-import { ask, pin, refreshRequests, start } from './load.mjs';
+import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const ROUNDS = Number(args.rounds ?? 9);
 const DURATION = Number(args.duration ?? 3);
-const CONNECTIONS = 32;
 
 /** The rotation and MemoryStore options of each part; target.mjs takes them from NINJA_AUTH_BENCH_ROTATION and _STORE. */
 const parts = [
@@ -24,7 +22,7 @@ const parts = [
   { name: 'the defaults (all three)', kind: 'ninja-auth' },
   { name: 'the defaults, `new MemoryStore({ maxEntries: 100 })`', kind: 'ninja-auth', store: { maxEntries: 100 } },
 ];
-const from = args.compare === undefined ? undefined : new URL(`${args.compare.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
+const from = args.compare === undefined ? undefined : buildEntry(args.compare);
 
 const upstream = await start('upstream.mjs', []);
 const tokenUrl = `http://127.0.0.1:${upstream.port}/token`;
@@ -33,15 +31,14 @@ for (const part of parts) {
   const started = await start('target.mjs', [part.kind, tokenUrl, ''], [], env);
   Object.assign(part, { process: started.child, port: started.port, cpu: [], rss: 0 });
 }
-const load = (port, seconds) => autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, duration: seconds, requests: refreshRequests('/auth/refresh_token') });
-for (const part of parts) await load(part.port, 1);
+for (const part of parts) await refreshLoad(part.port, 1);
 
 const everyPid = [upstream.child.pid, process.pid, ...parts.map((p) => p.process.pid)];
 for (let round = 1; round <= ROUNDS; round++) {
   for (const part of parts) {
     pin({ proxy: part.process.pid, others: everyPid.filter((pid) => pid !== part.process.pid) });
     const before = await ask(part.process, 'stats');
-    const result = await load(part.port, DURATION);
+    const result = await refreshLoad(part.port, DURATION);
     const after = await ask(part.process, 'stats');
     part.cpu.push((after.cpuMicros - before.cpuMicros) / result.requests.total);
     part.rss = Math.max(part.rss, after.peakRssKb / 1024);
@@ -49,7 +46,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   process.stderr.write(`round ${round}/${ROUNDS}\n`);
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const [plain] = parts;
 console.log(`\nwhat rotation safety costs a refresh, by part (memory store; ${ROUNDS} rounds × ${DURATION} s, medians)\n`);
 console.log('| part | CPU µs/req | vs off | + µs, paired by round | peak RSS MB |');

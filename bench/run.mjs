@@ -9,8 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
-import autocannon from 'autocannon';
-import { ask, pin, refreshRequests, start } from './load.mjs';
+import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
 import { measureRedisTrips } from './redis-trips.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -34,7 +33,7 @@ async function startRedis() {
 }
 
 function load(port, path, seconds, connections = CONNECTIONS) {
-  return autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: seconds, requests: refreshRequests(path) });
+  return refreshLoad(port, seconds, { connections, path });
 }
 
 const upstream = await start('upstream.mjs', []);
@@ -59,7 +58,7 @@ const allTargets = [
   { name: 'ninja-auth (OpenTelemetry SDK)', kind: 'ninja-auth-telemetry-sdk', optional: true },
 ];
 const only = args.only?.split(',');
-const compare = args.compare === undefined ? undefined : new URL(`${args.compare.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
+const compare = args.compare === undefined ? undefined : buildEntry(args.compare);
 const targets = allTargets.filter((t) => (only ? only.includes(t.kind) : !t.optional || 'telemetry' in args));
 if (compare !== undefined) {
   for (const target of targets.filter((t) => t.kind.startsWith('ninja-auth'))) {
@@ -105,7 +104,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 for (const target of targets) {
   const r = target.results;
   target.summary = {
