@@ -7,7 +7,7 @@
 // Needs valgrind (apt-get install valgrind); not part of npm test or CI.
 import { spawnSync } from 'node:child_process';
 import { loadGuard } from './guard-fixture.mjs';
-import { median } from './load.mjs';
+import { checkouts, median } from './load.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 
@@ -25,7 +25,7 @@ if (spawnSync('sh', ['-c', 'command -v valgrind']).status !== 0) {
 const ROUNDS = Number(args.rounds ?? 2);
 const FEW = Number(args.few ?? 3000);
 const MANY = Number(args.many ?? 13000);
-const dirs = [new URL('..', import.meta.url).pathname, ...(args.compare === undefined ? [] : [args.compare])].map((d) => d.replace(/\/$/, ''));
+const dirs = checkouts(args.compare);
 
 /** Instructions of one process that runs `count` refreshes on the build in `dir`. */
 function instructions(dir, count) {

@@ -3,6 +3,7 @@
 import { fork, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
+import path from 'node:path';
 import autocannon from 'autocannon';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -41,6 +42,9 @@ export function refreshLoad(port, seconds, { connections = 32, path = '/auth/ref
 
 /** The entry of the build in another checkout (`--compare=DIR`, a path from the working directory), for NINJA_AUTH_FROM. */
 export const buildEntry = (dir) => new URL(`${dir.replace(/\/$/, '')}/dist/esm/index.js`, `file://${process.cwd()}/`).href;
+
+/** This checkout and, with `--compare=DIR` (from the working directory, as run.mjs takes it), the other one. */
+export const checkouts = (compare) => [new URL('..', import.meta.url).pathname, ...(compare === undefined ? [] : [compare])].map((dir) => path.resolve(dir));
 
 /** The median; of an even count, the upper of the two middle values. */
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];

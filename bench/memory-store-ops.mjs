@@ -6,13 +6,13 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { HEADERS, loadGuard } from './guard-fixture.mjs';
-import { median } from './load.mjs';
+import { checkouts, median } from './load.mjs';
 import { tokenReplyBody } from './token-reply.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const ROUNDS = Number(args.rounds ?? 9);
 const MS = Number(args.ms ?? 200);
-const dirs = [new URL('..', import.meta.url).pathname, ...(args.compare === undefined ? [] : [args.compare])].map((d) => d.replace(/\/$/, ''));
+const dirs = checkouts(args.compare);
 
 const REFRESH = 'a guarded refresh (rotates; fake upstream)';
 
