@@ -128,7 +128,8 @@ describe.each([
     const first = a.refresh(call, 'rt-1');
     await until(() => upstream.calls() === 1);
     upstream.answer(0, throttled);
-    await first;
+    // Once the holder's store work is done, the lock is free.
+    await (await first).settled;
     const later = b.refresh(call, 'rt-1');
     await until(() => upstream.calls() === 2);
     upstream.answer(1, throttled);

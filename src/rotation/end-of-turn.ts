@@ -1,0 +1,32 @@
+// Store writes that no caller waits for on its way to an answer wait for the end of the event loop's turn
+// (setImmediate) and then start together, every request's of that turn: after the replies written in it, and
+// close together for a network store's client, which then needs fewer socket writes and reads for them.
+
+/** Taken when this module loads: fake timers a test installs later leave it real, so writes still go out. */
+const startSoon = setImmediate;
+
+let waiting: Array<() => void> = [];
+
+function startAll(): void {
+  const starting = waiting;
+  waiting = [];
+  for (const start of starting) start();
+}
+
+/** Runs `write` at the end of this turn, after the writes queued before it; settles as what it returned does. */
+export function atEndOfTurn(write: () => Promise<void> | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (waiting.length === 0) startSoon(startAll);
+    waiting.push(() => {
+      let writing: Promise<void> | undefined;
+      try {
+        writing = write();
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      if (writing === undefined) resolve();
+      else writing.then(resolve, reject);
+    });
+  });
+}
