@@ -8,12 +8,16 @@
 // a team without @opentelemetry/api (this repository has it installed, as a devDependency).
 // Prints {"port"} when listening; answers the IPC message 'stats' with its CPU time, peak RSS and Redis commands sent.
 import http from 'node:http';
-import axios from 'axios';
-import express from 'express';
-import { createProxyMiddleware } from 'http-proxy-middleware';
+import { createRequire } from 'node:module';
 
 // NINJA_AUTH_FROM names another build's entry (…/dist/esm/index.js), for an A/B of two builds in one run.
 const { MemoryStore, ninjaAuth, RedisStore } = await import(process.env.NINJA_AUTH_FROM ?? 'ninja-auth');
+// Express and ioredis come from the checkout the build is in, as in an app: the very copies the build loads
+// (both are CommonJS, so one instance for its imports and these requires). A build from another checkout run
+// inside this checkout's Express would load a second Express for its router: in an A/A run of identical code,
+// 17-21 MB more peak RSS for that side.
+const fromBuild = createRequire(process.env.NINJA_AUTH_FROM ?? import.meta.url);
+const express = fromBuild('express');
 
 const [kind, tokenUrl, redisUrl] = process.argv.slice(2);
 const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-secret' };
@@ -21,6 +25,7 @@ const app = express();
 app.disable('x-powered-by');
 
 if (kind === 'hpm') {
+  const { createProxyMiddleware } = await import('http-proxy-middleware');
   const target = new URL(tokenUrl);
   app.use('/auth/refresh_token', createProxyMiddleware({ target: target.origin, changeOrigin: true, pathRewrite: () => target.pathname, agent: new http.Agent({ keepAlive: true }) }));
 } else if (kind === 'raw') {
@@ -48,6 +53,7 @@ if (kind === 'hpm') {
     });
   });
 } else if (kind === 'axios') {
+  const { default: axios } = await import('axios');
   app.post('/auth/refresh_token', express.urlencoded({ extended: false }), async (req, res) => {
     const upstream = await axios.post(tokenUrl, new URLSearchParams({ ...req.body, client_id: CLIENT.clientId, client_secret: CLIENT.clientSecret }), { validateStatus: () => true });
     res.status(upstream.status).set('content-type', upstream.headers['content-type']).set('cache-control', 'no-store').send(upstream.data);
@@ -99,7 +105,7 @@ let redisCommands = 0;
  * commands issued in one turn of the event loop (by every request in it) go out in one write.
  */
 async function redisClient(url, autoPipelining = false) {
-  const { Redis } = await import('ioredis');
+  const { Redis } = fromBuild('ioredis');
   const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: autoPipelining });
   await new Promise((resolve) => client.once('ready', resolve));
   return { call: (...args) => (redisCommands++, client.call(...args)) };
