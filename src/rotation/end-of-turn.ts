@@ -1,6 +1,7 @@
-// Store writes that no caller waits for on its way to an answer wait for the end of the event loop's turn
-// (setImmediate) and then start together, every request's of that turn: after the replies written in it, and
-// close together for a network store's client, which then needs fewer socket writes and reads for them.
+// What the store learns from a refresh (the sealed reply, the rotation, the lock's release), which no caller waits
+// for, waits for the end of the event loop's turn (setImmediate) and is then done together, every request's of
+// that turn: after the replies written in it, one after the other while the same code and data are in the cache,
+// and close together for a network store's client, which then needs fewer socket writes and reads for them.
 
 /** Taken when this module loads: fake timers a test installs later leave it real, so writes still go out. */
 const startSoon = setImmediate;

@@ -10,6 +10,7 @@ import { describeError, fingerprint } from '../redact.js';
 import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '../upstream.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
+import { atEndOfTurn } from './end-of-turn.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
 import { type GuardStores, plainMemoryStore, probe, StoreSession, type StoreWrite, type TextWrite } from './store-session.js';
 
@@ -118,8 +119,9 @@ export function rotationGuard(
   /**
    * A refresh over the store. The caller waits for one batch (one round trip to a network store) before the
    * upstream call: the lock and every read at once. What the store needs to know afterwards (the reply, which token
-   * replaced which, the lock's release) goes out once the answer is known and is not waited for: it is the
-   * result's `settled`, which the router awaits after the reply has gone out (and `close()` with it).
+   * replaced which, the lock's release) is done at the end of the turn of the event loop in which the answer came
+   * ({@link atEndOfTurn}) and is not waited for: it is the result's `settled`, which the router awaits after the
+   * reply has gone out (and `close()` with it). Until then a repeat of the request in this process coalesces.
    */
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
@@ -152,7 +154,7 @@ export function rotationGuard(
 
     const fromStore = replay(stored);
     if (fromStore !== undefined) {
-      if (lock === true) afterwards.push(store.release(lockKey, request.owner, undefined));
+      if (lock === true) afterwards.push(atEndOfTurn(() => store.release(lockKey, request.owner, undefined)));
       return settling(fromStore, afterwards);
     }
     const reuse = rotatedAt === undefined
@@ -164,12 +166,14 @@ export function rotationGuard(
     return settling(await waitForHolder(request, lock, replay, reuse), afterwards);
   }
 
-  /** Calls upstream; what the store must learn of the answer is `settled`, after the caller has it. */
+  /**
+   * Calls upstream; what the store must learn of the answer is `settled`: at the end of this turn of the event
+   * loop, after the caller has its reply, together with every other request's of that turn.
+   */
   async function callUpstream(request: GuardedRequest, reuse: ReuseSighting | undefined, holdsLock: boolean): Promise<RefreshResult> {
     const outcome = await upstream(request.call);
-    const result: RefreshResult = reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
-    const settled = remember(request, outcome, holdsLock);
-    return settled === undefined ? result : { ...result, settled };
+    const settled = atEndOfTurn(() => remember(request, outcome, holdsLock));
+    return reuse === undefined ? { outcome, source: 'upstream', settled } : { outcome, source: 'upstream', reuse, settled };
   }
 
   /**

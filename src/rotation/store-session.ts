@@ -1,7 +1,6 @@
 import { isThenable } from '../hooks.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import type { NinjaAuthStore, StoreBatchOperation } from '../types.js';
-import { atEndOfTurn } from './end-of-turn.js';
 import type { SealedReply } from './reply-cipher.js';
 import type { StoreHealth, StoreOperation } from './store-health.js';
 
@@ -60,8 +59,7 @@ const PROBE_KEY = 'probe';
  * `timeoutMs`; a failure, or an episode that another request opened, sends the rest of the request to the local
  * store. Operations go out in batches, all at once — as one `batch` call where the store has it — so a network
  * store answers them in one round trip, and a store that answers synchronously (the memory store) costs no
- * promise per operation. Reads and lock attempts go out at once, since the caller waits on them; writes at the
- * end of the turn, with every other request's.
+ * promise per operation.
  */
 export class StoreSession {
   #onPrimary: boolean;
@@ -90,10 +88,7 @@ export class StoreSession {
     return value;
   }
 
-  /**
-   * Writes the entries, to local memory at once and to the shared store in one batch at the end of this turn of the
-   * event loop ({@link atEndOfTurn}); an entry left `undefined` is skipped. `undefined` once done.
-   */
+  /** Writes the entries at once, to local memory too; an entry left `undefined` is skipped. `undefined` once done. */
   setAll(writes: ReadonlyArray<StoreWrite | undefined>): Promise<void> | undefined {
     const { memory } = this.stores;
     if (memory !== undefined && this.onPrimary) {
@@ -101,7 +96,7 @@ export class StoreSession {
       return undefined;
     }
     const steps = this.#written(writes);
-    return this.onPrimary && steps.length > 0 ? atEndOfTurn(() => done(this.#batch('set', steps))) : undefined;
+    return this.onPrimary && steps.length > 0 ? done(this.#batch('set', steps)) : undefined;
   }
 
   /**
@@ -136,8 +131,8 @@ export class StoreSession {
   /**
    * Releases a lock this request took, after `writes` (to local memory too) and `publish` (the answer for those
    * who waited on it): all in one batch, in this order, so a waiter never finds the lock free before the reply or
-   * the answer is there. A lock taken before the store failed is still released, the store permitting. Like
-   * {@link setAll}'s, the batch goes out at the end of this turn of the event loop. `undefined` once done.
+   * the answer is there. A lock taken before the store failed is still released, the store permitting.
+   * `undefined` once done.
    */
   release(key: string, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> | undefined {
     if (!this.#holdsLock) return this.setAll(writes);
@@ -147,7 +142,7 @@ export class StoreSession {
     // The lock is in the shared store, so what it guards goes there with its release, even when this request has
     // stopped using the store since: a waiter elsewhere that finds the lock free must find the reply too.
     steps.push(['deleteIfEquals', key, value]);
-    return atEndOfTurn(() => done(this.#batch(steps.length > 1 ? 'set' : 'unlock', steps)));
+    return done(this.#batch(steps.length > 1 ? 'set' : 'unlock', steps));
   }
 
   /** The steps that write `writes` to the shared store, once they are in local memory. */

@@ -9,9 +9,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** Resolves once the writes queued so far for the end of this turn of the event loop have been started. */
-const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 interface Report {
   readonly operation: StoreOperation;
   readonly error: unknown;
@@ -70,9 +67,6 @@ describe('a request’s store session', () => {
     const { store, memory, waiting } = heldStore();
     const s = guardStores(store).session();
     const written = s.setAll([['a', '1', 10_000], undefined, ['b', '2', 10_000]]);
-    await Promise.resolve();
-    expect(waiting).toHaveLength(0);
-    await endOfTurn();
     expect(waiting).toHaveLength(2);
     waiting.splice(0).forEach((answer) => answer());
     await written;
@@ -82,31 +76,6 @@ describe('a request’s store session', () => {
     expect(waiting).toHaveLength(3);
     waiting.splice(0).forEach((answer) => answer());
     expect(await read).toEqual(['1', undefined, '2', undefined]);
-  });
-
-  it('holds every request’s writes to the end of the turn and starts them together, in order; a read goes at once', async () => {
-    const memory = new MemoryStore();
-    const calls: string[] = [];
-    const store: NinjaAuthStore = {
-      get: async (key) => (calls.push(`get ${key}`), memory.get(key)),
-      set: async (key, value, ttlMs) => (calls.push(`set ${key}`), memory.set(key, value, ttlMs)),
-      setIfAbsent: async (key, value, ttlMs) => (calls.push(`setIfAbsent ${key}`), memory.setIfAbsent(key, value, ttlMs)),
-      deleteIfEquals: async (key, value) => (calls.push(`deleteIfEquals ${key}`), memory.deleteIfEquals(key, value)),
-    };
-    const { session } = guardStores(store);
-    const [one, two] = [session(), session()];
-    expect(await one.acquire('lock', 'me', 1000)).toBe(true);
-    calls.length = 0;
-    const writes = [one.release('lock', 'me', undefined, [['a', '1', 1000]]), two.setAll([['b', '2', 1000]])];
-    const read = two.getAll(['a']);
-    await Promise.resolve();
-    expect(calls).toEqual(['get a']);
-    // Not in the shared store yet, but in this process's memory already.
-    expect(await read).toEqual(['1']);
-    await endOfTurn();
-    expect(calls).toEqual(['get a', 'set a', 'deleteIfEquals lock', 'set b']);
-    await Promise.all(writes);
-    expect([memory.get('a'), memory.get('b'), memory.get('lock')]).toEqual(['1', '2', undefined]);
   });
 
   it('writes go to local memory too, and a key the shared store lacks is read from there', async () => {
