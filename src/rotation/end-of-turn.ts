@@ -1,7 +1,8 @@
-// What the store learns from a refresh (the sealed reply, the rotation, the lock's release), which no caller waits
-// for, waits for the end of the event loop's turn (setImmediate) and is then done together, every request's of
-// that turn: after the replies written in it, one after the other while the same code and data are in the cache,
-// and close together for a network store's client, which then needs fewer socket writes and reads for them.
+// What the memory store learns from a refresh (the sealed reply, the rotation), which no caller waits for, waits for
+// the end of the event loop's turn (setImmediate) and is then done together, every request's of that turn: after
+// the replies written in it, one after the other while the same code and data are in the cache. Only for a store of
+// this process: no request of it can come in before the turn ends, where another instance could ask a shared
+// store before writes sent this late arrive.
 
 /** Taken when this module loads: fake timers a test installs later leave it real, so writes still go out. */
 const startSoon = setImmediate;

@@ -119,9 +119,10 @@ export function rotationGuard(
   /**
    * A refresh over the store. The caller waits for one batch (one round trip to a network store) before the
    * upstream call: the lock and every read at once. What the store needs to know afterwards (the reply, which token
-   * replaced which, the lock's release) is done at the end of the turn of the event loop in which the answer came
-   * ({@link atEndOfTurn}) and is not waited for: it is the result's `settled`, which the router awaits after the
-   * reply has gone out (and `close()` with it). Until then a repeat of the request in this process coalesces.
+   * replaced which, the lock's release) goes out once the answer is known (for the memory store, at the end of
+   * that turn of the event loop) and is not waited for: it is the result's `settled`, which the router awaits
+   * after the reply has gone out (and `close()` with it). Until then a repeat of the request in this process
+   * coalesces.
    */
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
@@ -154,7 +155,7 @@ export function rotationGuard(
 
     const fromStore = replay(stored);
     if (fromStore !== undefined) {
-      if (lock === true) afterwards.push(atEndOfTurn(() => store.release(lockKey, request.owner, undefined)));
+      if (lock === true) afterwards.push(store.release(lockKey, request.owner, undefined));
       return settling(fromStore, afterwards);
     }
     const reuse = rotatedAt === undefined
@@ -167,13 +168,16 @@ export function rotationGuard(
   }
 
   /**
-   * Calls upstream; what the store must learn of the answer is `settled`: at the end of this turn of the event
-   * loop, after the caller has its reply, together with every other request's of that turn.
+   * Calls upstream; what the store must learn of the answer is `settled`. A shared store's writes are sent now,
+   * before the reply leaves: another instance that the caller turns to next must find them there. The memory
+   * store, one process's, is written at the end of this turn of the event loop instead, after the reply, with
+   * every other request's of that turn: no request of this process can come in before that.
    */
   async function callUpstream(request: GuardedRequest, reuse: ReuseSighting | undefined, holdsLock: boolean): Promise<RefreshResult> {
     const outcome = await upstream(request.call);
-    const settled = atEndOfTurn(() => remember(request, outcome, holdsLock));
-    return reuse === undefined ? { outcome, source: 'upstream', settled } : { outcome, source: 'upstream', reuse, settled };
+    const settled = stores.memory === undefined ? remember(request, outcome, holdsLock) : atEndOfTurn(() => remember(request, outcome, holdsLock));
+    const result: RefreshResult = reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
+    return settled === undefined ? result : { ...result, settled };
   }
 
   /**
