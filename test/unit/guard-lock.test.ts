@@ -128,11 +128,64 @@ describe.each([
     const first = a.refresh(call, 'rt-1');
     await until(() => upstream.calls() === 1);
     upstream.answer(0, throttled);
-    // Once the holder's store work is done, the lock is free.
-    await (await first).settled;
+    await first;
     const later = b.refresh(call, 'rt-1');
     await until(() => upstream.calls() === 2);
     upstream.answer(1, throttled);
     expect((await later).source).toBe('upstream');
+  });
+});
+
+// What the store learns from a refresh: a shared store's writes are sent before the caller has its answer, the
+// memory store's at the end of that turn of the event loop, after the reply (until then a repeat coalesces).
+describe('when the store learns what a refresh got', () => {
+  const callFor = (refreshToken: string): UpstreamCall => ({ ...call, form: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }) });
+  const rotationTo = (successor: string): UpstreamOutcome =>
+    answered(200, { 'content-type': 'application/json' }, Buffer.from(`{"access_token":"at","refresh_token":"${successor}"}`));
+
+  it('the memory store gets the sealed reply after the caller has it; a repeat meanwhile coalesces, later it is replayed', async () => {
+    const store = new MemoryStore();
+    const upstream = heldUpstream();
+    const guard = instance(store, upstream);
+    const refreshing = guard.refresh(call, 'rt-1');
+    await until(() => upstream.calls() === 1);
+    upstream.answer(0, rotatedReply);
+    const first = await refreshing;
+    expect(first.source).toBe('upstream');
+    expect(store.size).toBe(0);
+    const meanwhile = await guard.refresh(call, 'rt-1');
+    expect(meanwhile.source).toBe('coalesced');
+    expect(meanwhile.outcome).toBe(first.outcome);
+    await first.settled;
+    expect(store.size).toBeGreaterThan(0);
+    const later = await guard.refresh(call, 'rt-1');
+    expect(later.source).toBe('store');
+    expect(later.outcome.kind === 'answered' && first.outcome.kind === 'answered' && later.outcome.body.equals(first.outcome.body)).toBe(true);
+    expect(upstream.calls()).toBe(1);
+    guard.dispose();
+  });
+
+  it('a shared store has the writes sent before the caller has its answer: another instance asked next must find them', async () => {
+    const memory = new MemoryStore();
+    const sent: string[] = [];
+    const store: NinjaAuthStore = {
+      get: (key) => memory.get(key),
+      set: (key, value, ttlMs) => (sent.push(`set ${key.split(':')[0]}`), memory.set(key, value, ttlMs)),
+      setIfAbsent: (key, value, ttlMs) => memory.setIfAbsent(key, value, ttlMs),
+      setIfAbsentOrGet: (key, value, ttlMs) => memory.setIfAbsentOrGet(key, value, ttlMs),
+      deleteIfEquals: (key, value) => (sent.push(`release ${key.split(':')[0]}`), memory.deleteIfEquals(key, value)),
+    };
+    const upstream = heldUpstream(2);
+    const guard = instance(store, upstream);
+    const refreshing = [guard.refresh(callFor('a-1'), 'a-1'), guard.refresh(callFor('b-1'), 'b-1')];
+    await until(() => upstream.calls() === 2);
+    upstream.answer(0, rotationTo('a-2'));
+    upstream.answer(1, rotationTo('b-2'));
+    const results = await Promise.all(refreshing);
+    expect(results.map((result) => result.source)).toEqual(['upstream', 'upstream']);
+    // Each refresh: its reply, when it was rotated and the lock's release in one batch, then its successor's link.
+    expect(sent).toEqual(['set reply', 'set rotated', 'release lock', 'set pred', 'set reply', 'set rotated', 'release lock', 'set pred']);
+    await Promise.all(results.map((result) => result.settled));
+    guard.dispose();
   });
 });
