@@ -106,8 +106,13 @@ async function serve(services: Services, name: EndpointName, planner: Planner, r
       : { ...authenticated, endpoint: name };
     const result = await trace.within(() => forward(services, call, plan));
     await answered(services, answeredRecord(exchange, result, performance.now() - startedAt, secrets, call), trace, req, res);
-    // The store learns the answer after the caller has it; close() waits for this too.
-    if (result.settled !== undefined) await result.settled;
+    // The store learns the answer after the caller has it; close() waits for this too. The answer is out and counted:
+    // a failure here is this process's to log, never the caller's.
+    if (result.settled !== undefined) {
+      await result.settled.catch((error: unknown) => {
+        proxyLog('%s %s storing the answer failed: %s', name, requestId.slice(0, 8), describeError(error, secrets));
+      });
+    }
   } catch (error) {
     const refusal = error instanceof Refusal ? error : new Refusal(500, 'server_error', 'the token proxy failed unexpectedly');
     if (!(error instanceof Refusal)) {
