@@ -10,7 +10,7 @@ import { describeError, fingerprint } from '../redact.js';
 import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '../upstream.js';
 import { MemoryStore } from '../stores/memory-store.js';
 import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
-import { atEndOfTurn } from './end-of-turn.js';
+import { atEndOfTurn, startWaitingNow } from './end-of-turn.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
 import { type GuardStores, plainMemoryStore, probe, StoreSession, type StoreWrite, type TextWrite } from './store-session.js';
 
@@ -122,7 +122,7 @@ export function rotationGuard(
    * replaced which, the lock's release) goes out once the answer is known (for the memory store, at the end of
    * that turn of the event loop) and is not waited for: it is the result's `settled`, which the router awaits
    * after the reply has gone out (and `close()` with it). Until then a repeat of the request in this process
-   * coalesces.
+   * coalesces; the memory store's writes are done before any later refresh reads it instead.
    */
   async function guarded(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     if (!usesStore) return { outcome: await upstream(call), source: 'upstream' };
@@ -171,13 +171,17 @@ export function rotationGuard(
    * Calls upstream; what the store must learn of the answer is `settled`. A shared store's writes are sent now,
    * before the reply leaves: another instance that the caller turns to next must find them there. The memory
    * store, one process's, is written at the end of this turn of the event loop instead, after the reply, with
-   * every other request's of that turn: no request of this process can come in before that.
+   * every other request's of that turn — or as soon as another refresh of this process is about to read it,
+   * whichever comes first.
    */
   async function callUpstream(request: GuardedRequest, reuse: ReuseSighting | undefined, holdsLock: boolean): Promise<RefreshResult> {
     const outcome = await upstream(request.call);
     const settled = stores.memory === undefined ? remember(request, outcome, holdsLock) : atEndOfTurn(() => remember(request, outcome, holdsLock));
     const result: RefreshResult = reuse === undefined ? { outcome, source: 'upstream' } : { outcome, source: 'upstream', reuse };
-    return settled === undefined ? result : { ...result, settled };
+    if (settled === undefined) return result;
+    // The router hears of a failure when it awaits this, after the reply: it may fail before then.
+    settled.catch(() => undefined);
+    return { ...result, settled };
   }
 
   /**
@@ -256,6 +260,7 @@ export function rotationGuard(
   }
 
   const refresh = (call: UpstreamCall, refreshToken: string): Promise<RefreshResult> => {
+    if (stores.memory !== undefined) startWaitingNow();
     const requestKey = requestKeyOf(call, refreshToken, config.client.id);
     if (!rotation.coalesce) return guarded(call, refreshToken, requestKey);
     const pending = inFlight.get(requestKey);
@@ -266,9 +271,10 @@ export function rotationGuard(
   };
 
   /**
-   * The request that the same requests coalesce on while it is in flight. Until the store has a 2xx rotation that
-   * it may replay, a request that comes meanwhile gets it from here, as it would from the store; any other answer
-   * is shared only while it is in flight, as the contract says.
+   * The request that the same requests coalesce on while it is in flight. Until a shared store has a 2xx rotation
+   * that it may replay, a request that comes meanwhile gets it from here, as it would from the store; any other
+   * answer is shared only while it is in flight, as the contract says. The memory store has it before the next
+   * refresh looks (see {@link refresh}).
    */
   async function leading(call: UpstreamCall, refreshToken: string, requestKey: string): Promise<RefreshResult> {
     let result: RefreshResult;
@@ -279,8 +285,11 @@ export function rotationGuard(
       throw error;
     }
     const done = (): void => void inFlight.delete(requestKey);
-    if (replays && result.settled !== undefined && rotatedTo(result.outcome, refreshToken) !== undefined) result.settled.then(done, done);
-    else done();
+    if (replays && result.settled !== undefined && stores.memory === undefined && rotatedTo(result.outcome, refreshToken) !== undefined) {
+      result.settled.then(done, done);
+    } else {
+      done();
+    }
     return result;
   }
 

@@ -143,7 +143,8 @@ describe('when the store learns what a refresh got', () => {
   const rotationTo = (successor: string): UpstreamOutcome =>
     answered(200, { 'content-type': 'application/json' }, Buffer.from(`{"access_token":"at","refresh_token":"${successor}"}`));
 
-  it('the memory store gets the sealed reply after the caller has it; a repeat meanwhile coalesces, later it is replayed', async () => {
+  /** A rotation over a memory store, with the caller's answer in hand and the turn not over yet. */
+  const rotatedOverMemory = async () => {
     const store = new MemoryStore();
     const upstream = heldUpstream();
     const guard = instance(store, upstream);
@@ -153,15 +154,38 @@ describe('when the store learns what a refresh got', () => {
     const first = await refreshing;
     expect(first.source).toBe('upstream');
     expect(store.size).toBe(0);
-    const meanwhile = await guard.refresh(call, 'rt-1');
-    expect(meanwhile.source).toBe('coalesced');
-    expect(meanwhile.outcome).toBe(first.outcome);
+    return { store, upstream, guard, first };
+  };
+
+  it('the memory store gets the sealed reply after the caller has it, at the end of the turn when nobody asks first', async () => {
+    const { store, upstream, guard, first } = await rotatedOverMemory();
     await first.settled;
     expect(store.size).toBeGreaterThan(0);
     const later = await guard.refresh(call, 'rt-1');
     expect(later.source).toBe('store');
     expect(later.outcome.kind === 'answered' && first.outcome.kind === 'answered' && later.outcome.body.equals(first.outcome.body)).toBe(true);
     expect(upstream.calls()).toBe(1);
+    guard.dispose();
+  });
+
+  it('a refresh before the end of the turn finds the memory store as if it had been written at once', async () => {
+    const { upstream, guard, first } = await rotatedOverMemory();
+    // The same request, in the same turn: replayed from the store, not handed on from the request in flight.
+    const repeat = await guard.refresh(call, 'rt-1');
+    expect(repeat.source).toBe('store');
+    expect(repeat.outcome.kind === 'answered' && first.outcome.kind === 'answered' && repeat.outcome.body.equals(first.outcome.body)).toBe(true);
+    // Another request with the rotated-away token (another scope): not the same request, so reuse, and upstream.
+    const otherScope = { ...call, form: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'rt-1', scope: 'other' }) };
+    const reused = await guard.refresh(otherScope, 'rt-1');
+    expect(reused.source).toBe('upstream');
+    expect(reused.reuse?.successorPresented).toBe(false);
+    expect(upstream.calls()).toBe(2);
+    // The successor presented, still in the same turn: from now on the old token is never replayed.
+    await guard.refresh({ ...call, form: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'rt-2' }) }, 'rt-2');
+    const afterSuccessor = await guard.refresh(call, 'rt-1');
+    expect(afterSuccessor.source).toBe('upstream');
+    expect(afterSuccessor.reuse?.successorPresented).toBe(true);
+    expect(upstream.calls()).toBe(4);
     guard.dispose();
   });
 
