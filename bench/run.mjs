@@ -84,9 +84,21 @@ for (const target of targets) {
 const everyPid = [upstream.child.pid, process.pid, ...(redis ? [redis.child.pid] : []), ...targets.map((t) => t.process.pid)];
 const pinFor = (target) => (target.kind === 'direct' ? false : pin({ proxy: target.process.pid, others: everyPid.filter((pid) => pid !== target.process.pid) }));
 let pinned = false;
+// The idle proxies are stopped (SIGSTOP) while another is measured: after their own turn they still collect
+// garbage (V8 shrinks an idle heap with full collections) on the cores the load generator and the token endpoint
+// need, and that lands on whichever proxy is measured next.
+const proxies = targets.filter((t) => t.kind !== 'direct').map((t) => t.process);
+const signal = (child, name) => child.exitCode === null && child.signalCode === null && child.kill(name);
+const runOnly = (target) => {
+  for (const child of proxies) if (child !== target.process) signal(child, 'SIGSTOP');
+  signal(target.process, 'SIGCONT');
+};
+const runAll = () => proxies.forEach((child) => signal(child, 'SIGCONT'));
+process.on('exit', runAll);
 
 for (let round = 1; round <= ROUNDS; round++) {
   for (const target of targets) {
+    runOnly(target);
     pinned = pinFor(target) || pinned;
     const before = await ask(target.process, 'stats');
     const result = await load(target.port, target.path, DURATION);
@@ -103,6 +115,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS} ${target.name}: ${Math.round(result.requests.average)} req/s\n`);
   }
 }
+
+runAll();
 
 for (const target of targets) {
   const r = target.results;
