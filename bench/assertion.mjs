@@ -11,8 +11,9 @@ import express from 'express';
 import { assertionSigner, readAssertionKey, secretAssertionKey } from '../dist/esm/client-assertion.js';
 import { ninjaAuth } from '../dist/esm/index.js';
 import { median } from './load.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 const SECONDS = Number(args.seconds ?? 0.5);
 const ROUNDS = Number(args.rounds ?? 5);
 const AUD = 'https://idp.example.com/oauth/token';

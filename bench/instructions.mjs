@@ -8,8 +8,9 @@
 import { spawnSync } from 'node:child_process';
 import { loadGuard } from './guard-fixture.mjs';
 import { checkouts, median } from './load.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 
 if (args.child !== undefined) {
   const guard = await loadGuard(args.child);

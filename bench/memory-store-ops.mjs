@@ -8,8 +8,9 @@ import { once } from 'node:events';
 import { HEADERS, loadGuard } from './guard-fixture.mjs';
 import { checkouts, median } from './load.mjs';
 import { tokenReplyBody } from './token-reply.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 const ROUNDS = Number(args.rounds ?? 9);
 const MS = Number(args.ms ?? 200);
 const dirs = checkouts(args.compare);

@@ -8,8 +8,9 @@
 // - with the default bounds, after far more rotations than fit: entries, retained bytes, and how many of the
 //   latest rotations can still be replayed — the replay window under load, in rotations.
 import { tokenReplyBody } from './token-reply.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 const ROTATIONS = Number(args.rotations ?? 3334);
 const dist = new URL(`${(args.from ?? new URL('..', import.meta.url).pathname).replace(/\/$/, '')}/dist/esm/`, 'file:///').href;
 if (typeof global.gc !== 'function') throw new Error('run with node --expose-gc');

@@ -8,8 +8,9 @@
 // node bench/rotation-parts.mjs [--rounds=9] [--duration=3] [--compare=DIR] — after `npm run build`; not part of
 // npm test or CI.
 import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 const ROUNDS = Number(args.rounds ?? 9);
 const DURATION = Number(args.duration ?? 3);
 

@@ -11,8 +11,9 @@ import net from 'node:net';
 import os from 'node:os';
 import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
 import { measureRedisTrips } from './redis-trips.mjs';
+import { options } from './options.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const args = options();
 const DURATION = Number(args.duration ?? 3);
 const ROUNDS = Number(args.rounds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 32);
