@@ -9,6 +9,7 @@ import type { Configuration } from '../options.js';
 import { describeError, fingerprint } from '../redact.js';
 import type { Upstream, UpstreamAnswer, UpstreamCall, UpstreamOutcome } from '../upstream.js';
 import { MemoryStore } from '../stores/memory-store.js';
+import { type StoreKey, tagged } from '../stores/store-key.js';
 import { openOutcome, openReply, sealOutcome, sealReplyValue } from './reply-cipher.js';
 import { atEndOfTurn, startWaitingNow } from './end-of-turn.js';
 import { type StoreFailureReport, StoreHealth } from './store-health.js';
@@ -51,23 +52,24 @@ const LOCK_POLL_MS = 10;
 
 /**
  * The store's layout: everything under SHA-256 fingerprints, and every key of one token under the hash tag of
- * its fingerprint (`{…}`), so that on a Redis Cluster the keys of one token's refresh share a hash slot.
+ * its fingerprint (`{…}`), so that on a Redis Cluster the keys of one token's refresh share a hash slot, and a
+ * memory store finds all it holds of a token with one lookup. As text, `reply:{<token>}:<request>` and so on.
  */
 const KEYS = {
   /** A 2xx rotation, for the replay window. */
-  reply: (tokenId: string, requestKey: string) => `reply:{${tokenId}}:${requestKey}`,
+  reply: (tokenId: string, requestKey: string) => tagged(tokenId, `reply:{}:${requestKey}`),
   /** Held by the instance that is calling upstream for this request; its value names the holder. */
-  lock: (tokenId: string, requestKey: string) => `lock:{${tokenId}}:${requestKey}`,
+  lock: (tokenId: string, requestKey: string) => tagged(tokenId, `lock:{}:${requestKey}`),
   /** The holder's answer, whatever its status, for those who waited on its lock: only they know the key. */
-  answer: (tokenId: string, requestKey: string, holder: string) => `answer:{${tokenId}}:${requestKey}:${holder}`,
+  answer: (tokenId: string, requestKey: string, holder: string) => tagged(tokenId, `answer:{}:${requestKey}:${holder}`),
   /** Present once the token must never be replayed again: revoked, or its successor in use. */
-  sealed: (tokenId: string) => `sealed:{${tokenId}}`,
+  sealed: (tokenId: string) => tagged(tokenId, 'sealed:{}'),
   /** When the token was rotated away, for reuse detection. */
-  rotated: (tokenId: string) => `rotated:{${tokenId}}`,
+  rotated: (tokenId: string) => tagged(tokenId, 'rotated:{}'),
   /** Present once the token that replaced this one has been presented. */
-  succeeded: (tokenId: string) => `succeeded:{${tokenId}}`,
+  succeeded: (tokenId: string) => tagged(tokenId, 'succeeded:{}'),
   /** The fingerprint of the token this one replaced. */
-  predecessor: (tokenId: string) => `pred:{${tokenId}}`,
+  predecessor: (tokenId: string) => tagged(tokenId, 'pred:{}'),
 };
 
 /**
@@ -227,7 +229,7 @@ export function rotationGuard(
     const { store, tokenId, requestKey, refreshToken, owner } = request;
     const replyKey = replays ? KEYS.reply(tokenId, requestKey) : undefined;
     const lockKey = KEYS.lock(tokenId, requestKey);
-    const answerOf = (holder: string | undefined): string | undefined => (holder === undefined ? undefined : KEYS.answer(tokenId, requestKey, holder));
+    const answerOf = (holder: string | undefined): StoreKey | undefined => (holder === undefined ? undefined : KEYS.answer(tokenId, requestKey, holder));
     const handed = (value: string | undefined): RefreshResult | undefined => {
       const outcome = value === undefined ? undefined : openOutcome(value, refreshToken, requestKey);
       return outcome === undefined ? undefined : { outcome, source: 'coalesced' };

@@ -1,5 +1,6 @@
 import { isThenable } from '../hooks.js';
 import { MemoryStore } from '../stores/memory-store.js';
+import { keyText, type StoreKey } from '../stores/store-key.js';
 import type { NinjaAuthStore, StoreBatchOperation } from '../types.js';
 import type { SealedReply } from './reply-cipher.js';
 import type { StoreHealth, StoreOperation } from './store-health.js';
@@ -11,9 +12,9 @@ const then = <T, R>(value: Maybe<T>, next: (settled: T) => R): Maybe<R> => (valu
 const done = (value: Maybe<unknown>): Promise<void> | undefined => (value instanceof Promise ? value.then(() => undefined) : undefined);
 
 /** One `set` of a batch: key, value and time to live. */
-export type TextWrite = readonly [key: string, value: string, ttlMs: number];
+export type TextWrite = readonly [key: StoreKey, value: string, ttlMs: number];
 /** A `set` whose value may be a sealed reply: a memory store takes its bytes, any other store its text. */
-export type StoreWrite = readonly [key: string, value: string | SealedReply, ttlMs: number];
+export type StoreWrite = readonly [key: StoreKey, value: string | SealedReply, ttlMs: number];
 
 /**
  * One operation of a batch as the session holds it: a store batch operation whose `set` may carry a sealed reply,
@@ -21,16 +22,23 @@ export type StoreWrite = readonly [key: string, value: string | SealedReply, ttl
  */
 type Step =
   | readonly ['get', key: string]
-  | readonly ['set', ...StoreWrite]
-  | readonly ['setIfAbsentOrGet', ...TextWrite]
-  | readonly ['setIfAbsent', ...TextWrite]
+  | readonly ['set', key: string, value: string | SealedReply, ttlMs: number]
+  | readonly ['setIfAbsentOrGet', key: string, value: string, ttlMs: number]
+  | readonly ['setIfAbsent', key: string, value: string, ttlMs: number]
   | readonly ['deleteIfEquals', key: string, value: string];
 
 function setOn(store: NinjaAuthStore, [key, value, ttlMs]: StoreWrite): Promise<void> | void {
-  if (typeof value === 'string') return store.set(key, value, ttlMs);
-  if (store instanceof MemoryStore) return store.setBytes(key, value.head, value.bytes, ttlMs);
-  return store.set(key, value.text, ttlMs);
+  if (store instanceof MemoryStore && typeof key !== 'string') {
+    return typeof value === 'string' ? store.write(key, value, ttlMs) : store.writeBytes(key, value.head, value.bytes, ttlMs);
+  }
+  const text = keyText(key);
+  if (typeof value === 'string') return store.set(text, value, ttlMs);
+  if (store instanceof MemoryStore) return store.setBytes(text, value.head, value.bytes, ttlMs);
+  return store.set(text, value.text, ttlMs);
 }
+
+/** A key's value in a memory store of the guard's (the configured one, or the local one beside a shared store). */
+const readOn = (memory: MemoryStore, key: StoreKey): string | undefined => (typeof key === 'string' ? memory.get(key) : memory.read(key));
 
 /** The stores of one router's guard, shared by all its requests. */
 export interface GuardStores {
@@ -75,7 +83,7 @@ export class StoreSession {
   }
 
   /** Reads the keys at once; a key left `undefined` is not read and reads as `undefined`. */
-  getAll(keys: ReadonlyArray<string | undefined>): Maybe<Array<string | undefined>> {
+  getAll(keys: ReadonlyArray<StoreKey | undefined>): Maybe<Array<string | undefined>> {
     const { memory } = this.stores;
     if (memory !== undefined && this.onPrimary) return readFrom(memory, keys);
     const reads = readSteps(keys);
@@ -83,7 +91,7 @@ export class StoreSession {
     return then(this.#batch('get', reads.steps), (results) => reads.values(results, this.stores.local));
   }
 
-  async get(key: string): Promise<string | undefined> {
+  async get(key: StoreKey): Promise<string | undefined> {
     const [value] = await this.getAll([key]);
     return value;
   }
@@ -103,7 +111,7 @@ export class StoreSession {
    * Takes the lock (when `lock` is given) and reads the keys, in one batch, so one round trip: the lock first, so
    * that the reads see whatever a previous holder wrote before it let go. `lock` is as {@link acquire} answers.
    */
-  begin(lock: TextWrite | undefined, keys: ReadonlyArray<string | undefined>): Maybe<{ lock: true | string | undefined; values: Array<string | undefined> }> {
+  begin(lock: TextWrite | undefined, keys: ReadonlyArray<StoreKey | undefined>): Maybe<{ lock: true | string | undefined; values: Array<string | undefined> }> {
     const { memory } = this.stores;
     if (lock === undefined && memory !== undefined && this.onPrimary) return { lock: undefined, values: readFrom(memory, keys) };
     const reads = readSteps(keys);
@@ -121,7 +129,7 @@ export class StoreSession {
    * be read), or `undefined` when this request is not on the shared store (local memory needs no lock: one
    * process coalesces in memory).
    */
-  async acquire(key: string, value: string, ttlMs: number): Promise<true | string | undefined> {
+  async acquire(key: StoreKey, value: string, ttlMs: number): Promise<true | string | undefined> {
     if (!this.onPrimary) return undefined;
     const locking = this.#lockSteps([key, value, ttlMs]);
     const results = await this.#batch('lock', locking);
@@ -134,14 +142,14 @@ export class StoreSession {
    * the answer is there. A lock taken before the store failed is still released, the store permitting.
    * `undefined` once done.
    */
-  release(key: string, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> | undefined {
+  release(key: StoreKey, value: string, publish: TextWrite | undefined, writes: ReadonlyArray<StoreWrite | undefined> = []): Promise<void> | undefined {
     if (!this.#holdsLock) return this.setAll(writes);
     const steps = this.#written(writes);
     this.#holdsLock = false;
-    if (publish !== undefined) steps.push(['set', ...publish]);
+    if (publish !== undefined) steps.push(['set', keyText(publish[0]), publish[1], publish[2]]);
     // The lock is in the shared store, so what it guards goes there with its release, even when this request has
     // stopped using the store since: a waiter elsewhere that finds the lock free must find the reply too.
-    steps.push(['deleteIfEquals', key, value]);
+    steps.push(['deleteIfEquals', keyText(key), value]);
     return done(this.#batch(steps.length > 1 ? 'set' : 'unlock', steps));
   }
 
@@ -152,17 +160,18 @@ export class StoreSession {
     for (const write of writes) {
       if (write === undefined) continue;
       if (local !== undefined) setOn(local, write);
-      steps.push(['set', ...write]);
+      steps.push(['set', keyText(write[0]), write[1], write[2]]);
     }
     return steps;
   }
 
   /** One atomic step where the store can (`batch`, `setIfAbsentOrGet`); else the attempt, and a read of the holder with it. */
-  #lockSteps(lock: TextWrite): Step[] {
+  #lockSteps([key, value, ttlMs]: TextWrite): Step[] {
     const { primary } = this.stores;
+    const text = keyText(key);
     return typeof primary.batch === 'function' || typeof primary.setIfAbsentOrGet === 'function'
-      ? [['setIfAbsentOrGet', ...lock]]
-      : [['setIfAbsent', ...lock], ['get', lock[0]]];
+      ? [['setIfAbsentOrGet', text, value, ttlMs]]
+      : [['setIfAbsent', text, value, ttlMs], ['get', text]];
   }
 
   #lockTaken(locking: readonly Step[], results: readonly unknown[]): true | string {
@@ -209,17 +218,17 @@ export function plainMemoryStore(store: NinjaAuthStore): MemoryStore | undefined
 }
 
 /** The keys' values in the memory store, at once; a key left `undefined` reads as `undefined`. */
-const readFrom = (memory: MemoryStore, keys: ReadonlyArray<string | undefined>): Array<string | undefined> =>
-  keys.map((key) => (key === undefined ? undefined : memory.get(key)));
+const readFrom = (memory: MemoryStore, keys: ReadonlyArray<StoreKey | undefined>): Array<string | undefined> =>
+  keys.map((key) => (key === undefined ? undefined : readOn(memory, key)));
 
 /** The steps that read `keys` (an `undefined` key is not read), and the values back in the keys' places. */
-function readSteps(keys: ReadonlyArray<string | undefined>): {
+function readSteps(keys: ReadonlyArray<StoreKey | undefined>): {
   steps: Step[];
   /** A key the store answered nothing for (or something other than a string: nothing the guard wrote) is read locally. */
   values: (results: readonly unknown[] | undefined, local: MemoryStore | undefined) => Array<string | undefined>;
 } {
   const steps: Step[] = [];
-  for (const key of keys) if (key !== undefined) steps.push(['get', key]);
+  for (const key of keys) if (key !== undefined) steps.push(['get', keyText(key)]);
   return {
     steps,
     values: (results, local) => {
@@ -227,7 +236,7 @@ function readSteps(keys: ReadonlyArray<string | undefined>): {
       return keys.map((key) => {
         if (key === undefined) return undefined;
         const value = results?.[next++];
-        return typeof value === 'string' ? value : local?.get(key);
+        return typeof value === 'string' ? value : local === undefined ? undefined : readOn(local, key);
       });
     },
   };

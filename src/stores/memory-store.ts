@@ -1,12 +1,16 @@
 import type { NinjaAuthStore } from '../types.js';
 import { MIN_PACKED_LENGTH, packBytes, type PackedValue, packValue, unpackValue } from './packed-value.js';
+import { splitKey, type TaggedKey } from './store-key.js';
 
 export interface MemoryStoreOptions {
-  /** The most entries kept; past it the oldest go first. Defaults to `10000`. */
+  /**
+   * The most entries kept; past it the oldest go first: those of the hash tag (`{…}` in the key; a key without one is
+   * its own) whose last write is the oldest, all of that tag's together. Defaults to `10000`.
+   */
   maxEntries?: number;
   /**
-   * The most bytes kept, as {@link MemoryStore.bytes} counts them; past it the oldest entries go first, and a value
-   * larger than this on its own is not kept. Defaults to `33554432` (32 MiB).
+   * The most bytes kept, as {@link MemoryStore.bytes} counts them; past it the oldest entries go first, as for
+   * `maxEntries`, and a value larger than this on its own is not kept. Defaults to `33554432` (32 MiB).
    */
   maxBytes?: number;
   /** How often expired entries are swept. Defaults to `60000` ms. */
@@ -16,26 +20,35 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry extends PackedValue {
+  /** The key without its hash tag (`{}` in its place; see `store-key.ts`), or `''` for a key without one. */
+  readonly rest: string;
   readonly expiresAt: number;
+  /** The next entry of the same tag, written before this one. */
+  next: Entry | undefined;
 }
 
 /** What an entry costs beyond its characters: its slot in the map, the entry object and two string headers. */
 const ENTRY_OVERHEAD_BYTES = 120;
 
-const entryBytes = (key: string, entry: Entry): number => key.length + entry.text.length + ENTRY_OVERHEAD_BYTES;
+/** The characters of its key (its tag's and its rest's) and of its value, and the overhead. */
+const entryBytes = (tag: string, entry: Entry): number => tag.length + entry.rest.length + entry.text.length + ENTRY_OVERHEAD_BYTES;
 
 /**
  * The default store: one process, bounded. Entries expire, and a flood of distinct tokens evicts the oldest
  * entries rather than growing without limit, in number and in bytes. Base64url values are held as bytes (see
- * `packed-value.ts`). Its sweep timer never keeps the process alive.
+ * `packed-value.ts`). Entries are filed by their keys' hash tags (`{…}`): the few of one tag (one token's) hang
+ * together from one slot, are found with one lookup of the tag and are evicted together, when the tag's last
+ * write is the oldest. Its sweep timer never keeps the process alive.
  */
 export class MemoryStore implements NinjaAuthStore {
   readonly localOnly = true;
-  readonly #entries = new Map<string, Entry>();
-  /** Walks the entries oldest first across calls, so eviction never re-skips the deleted ones at the front. */
-  #oldest: Iterator<[string, Entry]> = this.#entries.entries();
+  /** Each tag's newest entry, the others after it; in the order of each tag's last write. */
+  readonly #tags = new Map<string, Entry>();
+  /** Walks the tags oldest first across calls, so eviction never re-skips the deleted ones at the front. */
+  #oldest: Iterator<[string, Entry]> = this.#tags.entries();
   readonly #maxEntries: number;
   readonly #maxBytes: number;
+  #size = 0;
   #bytes = 0;
   readonly #sweeper: NodeJS.Timeout;
   readonly #now: () => number;
@@ -58,7 +71,7 @@ export class MemoryStore implements NinjaAuthStore {
 
   /** How many entries are held now, expired ones not yet swept included. */
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
   }
 
   /**
@@ -74,12 +87,11 @@ export class MemoryStore implements NinjaAuthStore {
   }
 
   get(key: string): string | undefined {
-    const entry = this.#live(key);
-    return entry === undefined ? undefined : unpackValue(entry);
+    return this.read(splitKey(key));
   }
 
   set(key: string, value: string, ttlMs: number): void {
-    this.#put(key, value.length < MIN_PACKED_LENGTH ? { text: value, bytesFrom: -1 } : packValue(value), ttlMs);
+    this.write(splitKey(key), value, ttlMs);
   }
 
   /**
@@ -87,75 +99,122 @@ export class MemoryStore implements NinjaAuthStore {
    * them again: `get` returns exactly that text.
    */
   setBytes(key: string, head: string, bytes: Uint8Array, ttlMs: number): void {
-    this.#put(key, packBytes(head, bytes), ttlMs);
+    this.writeBytes(splitKey(key), head, bytes, ttlMs);
+  }
+
+  /** @internal `get`, for a key the guard hands over as its tag and the rest. */
+  read({ tag, rest }: TaggedKey): string | undefined {
+    const entry = this.#live(tag, rest);
+    return entry === undefined ? undefined : unpackValue(entry);
+  }
+
+  /** @internal `set`, for a key the guard hands over as its tag and the rest. */
+  write({ tag, rest }: TaggedKey, value: string, ttlMs: number): void {
+    this.#put(tag, rest, value.length < MIN_PACKED_LENGTH ? { text: value, bytesFrom: -1 } : packValue(value), ttlMs);
+  }
+
+  /** @internal `setBytes`, for a key the guard hands over as its tag and the rest. */
+  writeBytes({ tag, rest }: TaggedKey, head: string, bytes: Uint8Array, ttlMs: number): void {
+    this.#put(tag, rest, packBytes(head, bytes), ttlMs);
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): boolean {
-    if (this.#live(key) !== undefined) return false;
-    this.set(key, value, ttlMs);
+    const { tag, rest } = splitKey(key);
+    if (this.#live(tag, rest) !== undefined) return false;
+    this.#put(tag, rest, packValue(value), ttlMs);
     return true;
   }
 
   setIfAbsentOrGet(key: string, value: string, ttlMs: number): true | string {
-    const held = this.#live(key);
+    const { tag, rest } = splitKey(key);
+    const held = this.#live(tag, rest);
     if (held !== undefined) return unpackValue(held);
-    this.set(key, value, ttlMs);
+    this.#put(tag, rest, packValue(value), ttlMs);
     return true;
   }
 
   deleteIfEquals(key: string, value: string): void {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined && unpackValue(entry) === value) this.#remove(key, entry);
+    const { tag, rest } = splitKey(key);
+    const entry = this.#find(tag, rest);
+    if (entry !== undefined && unpackValue(entry) === value) this.#remove(tag, entry);
   }
 
   shutdown(): void {
     clearInterval(this.#sweeper);
-    this.#entries.clear();
+    this.#tags.clear();
+    this.#size = 0;
     this.#bytes = 0;
   }
 
-  #put(key: string, { text, bytesFrom }: PackedValue, ttlMs: number): void {
-    const held = this.#entries.get(key);
-    if (held !== undefined) this.#remove(key, held);
-    const entry: Entry = { text, bytesFrom, expiresAt: this.#now() + ttlMs };
-    this.#entries.set(key, entry);
-    this.#bytes += entryBytes(key, entry);
+  #find(tag: string, rest: string): Entry | undefined {
+    for (let entry = this.#tags.get(tag); entry !== undefined; entry = entry.next) if (entry.rest === rest) return entry;
+    return undefined;
+  }
+
+  #put(tag: string, rest: string, { text, bytesFrom }: PackedValue, ttlMs: number): void {
+    const held = this.#find(tag, rest);
+    if (held !== undefined) this.#remove(tag, held);
+    const next = this.#tags.get(tag);
+    // Deleted first, so that the tag moves to the end: the last written.
+    if (next !== undefined) this.#tags.delete(tag);
+    const entry: Entry = { text, bytesFrom, rest, expiresAt: this.#now() + ttlMs, next };
+    this.#tags.set(tag, entry);
+    this.#size += 1;
+    this.#bytes += entryBytes(tag, entry);
     this.#evictOverflow();
   }
 
-  /** The entry under `key` unless it expired (then it goes). */
-  #live(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
+  /** The entry unless it expired (then it goes). */
+  #live(tag: string, rest: string): Entry | undefined {
+    const entry = this.#find(tag, rest);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= this.#now()) {
-      this.#remove(key, entry);
+      this.#remove(tag, entry);
       return undefined;
     }
     return entry;
   }
 
-  #remove(key: string, entry: Entry): void {
-    this.#entries.delete(key);
-    this.#bytes -= entryBytes(key, entry);
+  #remove(tag: string, entry: Entry): void {
+    const first = this.#tags.get(tag);
+    if (first === entry) {
+      if (entry.next === undefined) this.#tags.delete(tag);
+      else this.#tags.set(tag, entry.next);
+    } else {
+      let before = first;
+      while (before !== undefined && before.next !== entry) before = before.next;
+      if (before === undefined) return;
+      before.next = entry.next;
+    }
+    this.#size -= 1;
+    this.#bytes -= entryBytes(tag, entry);
   }
 
   #evictOverflow(): void {
-    // A Map iterates in insertion order, and set() re-inserts: the first entries are the oldest writes.
-    while (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes) {
+    // A Map iterates in insertion order, and every write re-inserts its tag: the first tags are those written to
+    // the longest ago.
+    while (this.#size > this.#maxEntries || this.#bytes > this.#maxBytes) {
       let next = this.#oldest.next();
       if (next.done === true) {
-        this.#oldest = this.#entries.entries();
+        this.#oldest = this.#tags.entries();
         next = this.#oldest.next();
       }
       if (next.done === true) return;
-      this.#remove(...next.value);
+      const [tag, first] = next.value;
+      this.#tags.delete(tag);
+      for (let entry: Entry | undefined = first; entry !== undefined; entry = entry.next) {
+        this.#size -= 1;
+        this.#bytes -= entryBytes(tag, entry);
+      }
     }
   }
 
   #sweep(): void {
     const now = this.#now();
-    for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#remove(key, entry);
+    for (const [tag, first] of this.#tags) {
+      for (let entry: Entry | undefined = first; entry !== undefined; entry = entry.next) {
+        if (entry.expiresAt <= now) this.#remove(tag, entry);
+      }
     }
   }
 }

@@ -40,7 +40,7 @@ describe('after the answer', () => {
     cleanups.push(() => router.close());
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     cleanups.push(() => agent.destroy());
-    const storing = vi.spyOn(MemoryStore.prototype, 'setBytes').mockImplementationOnce(() => {
+    const storing = vi.spyOn(MemoryStore.prototype, 'writeBytes').mockImplementationOnce(() => {
       throw new Error('the store broke');
     });
 

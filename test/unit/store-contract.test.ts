@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type NinjaAuthStore, RedisStore } from '../../src/index.js';
 import { sealReply } from '../../src/rotation/reply-cipher.js';
+import { tagged } from '../../src/stores/store-key.js';
 import { answered } from '../../src/upstream.js';
 import { type RedisServer, redisClient, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { clusterClient, type RedisCluster, testRedisCluster } from '../helpers/redis-cluster.js';
@@ -267,6 +268,39 @@ describe('MemoryStore bound', () => {
     expect(store.size).toBe(100);
     expect(store.get('token-9999')).toBe('x'.repeat(100));
     expect(store.get('token-0')).toBeUndefined();
+    store.shutdown();
+  });
+
+  it('the entries of one hash tag go together, when that tag was written to the longest ago', () => {
+    const store = new MemoryStore({ maxEntries: 4 });
+    store.set('a:{t1}', '1', 60_000);
+    store.set('b:{t1}', '1', 60_000);
+    store.set('x:{t2}', '2', 60_000);
+    // t1 written to again: now the newest, so t2 is the oldest.
+    store.set('c:{t1}', '1', 60_000);
+    store.set('y:{t3}', '3', 60_000);
+    expect(store.size).toBe(4);
+    expect(store.get('x:{t2}')).toBeUndefined();
+    expect(['a:{t1}', 'b:{t1}', 'c:{t1}', 'y:{t3}'].map((key) => store.get(key))).toEqual(['1', '1', '1', '3']);
+    // Past the bound again: all three of t1 go, the oldest tag now.
+    store.set('z:{t4}', '4', 60_000);
+    expect(store.size).toBe(2);
+    expect(['a:{t1}', 'b:{t1}', 'c:{t1}', 'y:{t3}', 'z:{t4}'].map((key) => store.get(key))).toEqual([undefined, undefined, undefined, '3', '4']);
+    store.shutdown();
+  });
+
+  it('what the guard writes as a tag and the rest is what the key as text reads, and the other way round', () => {
+    const store = new MemoryStore();
+    store.write(tagged('t', 'reply:{}:r'), 'sealed reply', 60_000);
+    store.set('sealed:{t}', '1', 60_000);
+    store.set('t', 'a key without a tag, named as the tag', 60_000);
+    expect(store.get('reply:{t}:r')).toBe('sealed reply');
+    expect(store.read(tagged('t', 'sealed:{}'))).toBe('1');
+    expect(store.get('t')).toBe('a key without a tag, named as the tag');
+    expect(store.read(tagged('t', 'rotated:{}'))).toBeUndefined();
+    store.deleteIfEquals('reply:{t}:r', 'sealed reply');
+    expect(store.read(tagged('t', 'reply:{}:r'))).toBeUndefined();
+    expect(store.size).toBe(2);
     store.shutdown();
   });
 
