@@ -65,3 +65,21 @@ export function pin({ proxy = [], others = [] }) {
   const move = (pid, cpus) => spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
   return [...[proxy].flat().map((pid) => move(pid, String(last))), ...others.map((pid) => move(pid, rest))].every(Boolean);
 }
+
+/**
+ * Lets one of `children` run while the others are stopped (SIGSTOP): an idle proxy still collects garbage after its
+ * turn, on the cores the load generator and the token endpoint need, and that lands on whichever proxy is measured
+ * next. `all()` continues them all; it runs on exit too, so that none is left stopped.
+ */
+export function oneAtATime(children) {
+  const signal = (child, name) => child.exitCode === null && child.signalCode === null && child.kill(name);
+  const all = () => children.forEach((child) => signal(child, 'SIGCONT'));
+  process.on('exit', all);
+  return {
+    only: (running) => {
+      for (const child of children) if (child !== running) signal(child, 'SIGSTOP');
+      signal(running, 'SIGCONT');
+    },
+    all,
+  };
+}

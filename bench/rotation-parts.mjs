@@ -7,7 +7,7 @@
 // tens of percent between minutes, the paired difference says more than two medians apart.
 // node bench/rotation-parts.mjs [--rounds=9] [--duration=3] [--compare=DIR] — after `npm run build`; not part of
 // npm test or CI.
-import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
+import { ask, buildEntry, median, oneAtATime, pin, refreshLoad, start } from './load.mjs';
 import { options } from './options.mjs';
 
 const args = options();
@@ -35,8 +35,10 @@ for (const part of parts) {
 for (const part of parts) await refreshLoad(part.port, 1);
 
 const everyPid = [upstream.child.pid, process.pid, ...parts.map((p) => p.process.pid)];
+const proxies = oneAtATime(parts.map((part) => part.process));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const part of parts) {
+    proxies.only(part.process);
     pin({ proxy: part.process.pid, others: everyPid.filter((pid) => pid !== part.process.pid) });
     const before = await ask(part.process, 'stats');
     const result = await refreshLoad(part.port, DURATION);
@@ -46,6 +48,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
   process.stderr.write(`round ${round}/${ROUNDS}\n`);
 }
+proxies.all();
 
 const [plain] = parts;
 console.log(`\nwhat rotation safety costs a refresh, by part (memory store; ${ROUNDS} rounds × ${DURATION} s, medians)\n`);

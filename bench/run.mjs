@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
-import { ask, buildEntry, median, pin, refreshLoad, start } from './load.mjs';
+import { ask, buildEntry, median, oneAtATime, pin, refreshLoad, start } from './load.mjs';
 import { measureRedisTrips } from './redis-trips.mjs';
 import { options } from './options.mjs';
 
@@ -85,21 +85,11 @@ for (const target of targets) {
 const everyPid = [upstream.child.pid, process.pid, ...(redis ? [redis.child.pid] : []), ...targets.map((t) => t.process.pid)];
 const pinFor = (target) => (target.kind === 'direct' ? false : pin({ proxy: target.process.pid, others: everyPid.filter((pid) => pid !== target.process.pid) }));
 let pinned = false;
-// The idle proxies are stopped (SIGSTOP) while another is measured: after their own turn they still collect
-// garbage (V8 shrinks an idle heap with full collections) on the cores the load generator and the token endpoint
-// need, and that lands on whichever proxy is measured next.
-const proxies = targets.filter((t) => t.kind !== 'direct').map((t) => t.process);
-const signal = (child, name) => child.exitCode === null && child.signalCode === null && child.kill(name);
-const runOnly = (target) => {
-  for (const child of proxies) if (child !== target.process) signal(child, 'SIGSTOP');
-  signal(target.process, 'SIGCONT');
-};
-const runAll = () => proxies.forEach((child) => signal(child, 'SIGCONT'));
-process.on('exit', runAll);
+const proxies = oneAtATime(targets.filter((t) => t.kind !== 'direct').map((t) => t.process));
 
 for (let round = 1; round <= ROUNDS; round++) {
   for (const target of targets) {
-    runOnly(target);
+    proxies.only(target.process);
     pinned = pinFor(target) || pinned;
     const before = await ask(target.process, 'stats');
     const result = await load(target.port, target.path, DURATION);
@@ -117,7 +107,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-runAll();
+proxies.all();
 
 for (const target of targets) {
   const r = target.results;
