@@ -1,5 +1,6 @@
 import type { NinjaAuthStore } from '../types.js';
-import { MIN_PACKED_LENGTH, packBytes, type PackedValue, packValue, unpackValue } from './packed-value.js';
+import { isLatin1, MIN_PACKED_LENGTH, packBytes, type PackedValue, packValue, unpackValue } from './packed-value.js';
+import { ByteLog, CHUNK_BYTES, type LogSpan } from './byte-log.js';
 import { splitKey, type TaggedKey } from './store-key.js';
 
 export interface MemoryStoreOptions {
@@ -23,15 +24,20 @@ interface Entry extends PackedValue {
   /** The key without its hash tag (`{}` in its place; see `store-key.ts`), or `''` for a key without one. */
   readonly rest: string;
   readonly expiresAt: number;
+  /** Where the bytes after the head (`text`) are, for a large value held outside the heap (see `byte-log.ts`). */
+  readonly span: LogSpan | undefined;
   /** The next entry of the same tag, written before this one. */
   next: Entry | undefined;
 }
+
+/** Values with fewer bytes than this after their head stay in their string: a span and its copy cost more. */
+const MIN_LOGGED_BYTES = 256;
 
 /** What an entry costs beyond its characters: its slot in the map, the entry object and two string headers. */
 const ENTRY_OVERHEAD_BYTES = 120;
 
 /** The characters of its key (its tag's and its rest's) and of its value, and the overhead. */
-const entryBytes = (tag: string, entry: Entry): number => tag.length + entry.rest.length + entry.text.length + ENTRY_OVERHEAD_BYTES;
+const entryBytes = (tag: string, entry: Entry): number => tag.length + entry.rest.length + entry.text.length + (entry.span?.length ?? 0) + ENTRY_OVERHEAD_BYTES;
 
 /**
  * The default store: one process, bounded. Entries expire, and a flood of distinct tokens evicts the oldest
@@ -50,6 +56,7 @@ export class MemoryStore implements NinjaAuthStore {
   readonly #maxBytes: number;
   #size = 0;
   #bytes = 0;
+  readonly #log = new ByteLog();
   readonly #sweeper: NodeJS.Timeout;
   readonly #now: () => number;
 
@@ -105,7 +112,7 @@ export class MemoryStore implements NinjaAuthStore {
   /** @internal `get`, for a key the guard hands over as its tag and the rest. */
   read({ tag, rest }: TaggedKey): string | undefined {
     const entry = this.#live(tag, rest);
-    return entry === undefined ? undefined : unpackValue(entry);
+    return entry === undefined ? undefined : this.#valueOf(entry);
   }
 
   /** @internal `set`, for a key the guard hands over as its tag and the rest. */
@@ -115,7 +122,11 @@ export class MemoryStore implements NinjaAuthStore {
 
   /** @internal `setBytes`, for a key the guard hands over as its tag and the rest. */
   writeBytes({ tag, rest }: TaggedKey, head: string, bytes: Uint8Array, ttlMs: number): void {
-    this.#put(tag, rest, packBytes(head, bytes), ttlMs);
+    if (bytes.length < MIN_LOGGED_BYTES || bytes.length > CHUNK_BYTES || !isLatin1(head)) {
+      this.#put(tag, rest, packBytes(head, bytes), ttlMs);
+      return;
+    }
+    this.#put(tag, rest, { text: head, bytesFrom: head.length }, ttlMs, this.#log.append(bytes));
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): boolean {
@@ -128,7 +139,7 @@ export class MemoryStore implements NinjaAuthStore {
   setIfAbsentOrGet(key: string, value: string, ttlMs: number): true | string {
     const { tag, rest } = splitKey(key);
     const held = this.#live(tag, rest);
-    if (held !== undefined) return unpackValue(held);
+    if (held !== undefined) return this.#valueOf(held);
     this.#put(tag, rest, packValue(value), ttlMs);
     return true;
   }
@@ -136,12 +147,13 @@ export class MemoryStore implements NinjaAuthStore {
   deleteIfEquals(key: string, value: string): void {
     const { tag, rest } = splitKey(key);
     const entry = this.#find(tag, rest);
-    if (entry !== undefined && unpackValue(entry) === value) this.#remove(tag, entry);
+    if (entry !== undefined && this.#valueOf(entry) === value) this.#remove(tag, entry);
   }
 
   shutdown(): void {
     clearInterval(this.#sweeper);
     this.#tags.clear();
+    this.#log.clear();
     this.#size = 0;
     this.#bytes = 0;
   }
@@ -151,13 +163,13 @@ export class MemoryStore implements NinjaAuthStore {
     return undefined;
   }
 
-  #put(tag: string, rest: string, { text, bytesFrom }: PackedValue, ttlMs: number): void {
+  #put(tag: string, rest: string, { text, bytesFrom }: PackedValue, ttlMs: number, span?: LogSpan): void {
     const held = this.#find(tag, rest);
     if (held !== undefined) this.#remove(tag, held);
     const next = this.#tags.get(tag);
     // Deleted first, so that the tag moves to the end: the last written.
     if (next !== undefined) this.#tags.delete(tag);
-    const entry: Entry = { text, bytesFrom, rest, expiresAt: this.#now() + ttlMs, next };
+    const entry: Entry = { text, bytesFrom, rest, expiresAt: this.#now() + ttlMs, span, next };
     this.#tags.set(tag, entry);
     this.#size += 1;
     this.#bytes += entryBytes(tag, entry);
@@ -188,6 +200,11 @@ export class MemoryStore implements NinjaAuthStore {
     }
     this.#size -= 1;
     this.#bytes -= entryBytes(tag, entry);
+    if (entry.span !== undefined) this.#log.drop(entry.span);
+  }
+
+  #valueOf(entry: Entry): string {
+    return entry.span === undefined ? unpackValue(entry) : entry.text + this.#log.view(entry.span).toString('base64url');
   }
 
   #evictOverflow(): void {
@@ -205,6 +222,7 @@ export class MemoryStore implements NinjaAuthStore {
       for (let entry: Entry | undefined = first; entry !== undefined; entry = entry.next) {
         this.#size -= 1;
         this.#bytes -= entryBytes(tag, entry);
+        if (entry.span !== undefined) this.#log.drop(entry.span);
       }
     }
   }

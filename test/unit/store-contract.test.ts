@@ -271,6 +271,17 @@ describe('MemoryStore bound', () => {
     store.shutdown();
   });
 
+  it('large values held outside the heap come back exact after their buffers were used again many times', () => {
+    // A thousand of 1.4 KB: what is held spans two of the log's 1 MiB buffers at a time.
+    const store = new MemoryStore({ maxEntries: 1_000 });
+    const values = Array.from({ length: 5_000 }, () => randomBytes(1_400));
+    values.forEach((bytes, i) => store.setBytes(`reply:{t${i}}:r`, `v2.${i}.`, bytes, 60_000));
+    expect(store.size).toBe(1_000);
+    for (let i = 4_000; i < 5_000; i++) expect(store.get(`reply:{t${i}}:r`)).toBe(`v2.${i}.${values[i]!.toString('base64url')}`);
+    expect(store.get('reply:{t0}:r')).toBeUndefined();
+    store.shutdown();
+  });
+
   it('the entries of one hash tag go together, when that tag was written to the longest ago', () => {
     const store = new MemoryStore({ maxEntries: 4 });
     store.set('a:{t1}', '1', 60_000);
