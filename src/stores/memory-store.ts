@@ -1,5 +1,5 @@
 import type { NinjaAuthStore } from '../types.js';
-import { isLatin1, MIN_PACKED_LENGTH, packBytes, type PackedValue, packValue, unpackValue } from './packed-value.js';
+import { MIN_PACKED_LENGTH, packBytes, type PackedValue, packValue, unpackValue } from './packed-value.js';
 import { ByteLog, CHUNK_BYTES, type LogSpan } from './byte-log.js';
 import { splitKey, type TaggedKey } from './store-key.js';
 
@@ -122,7 +122,7 @@ export class MemoryStore implements NinjaAuthStore {
 
   /** @internal `setBytes`, for a key the guard hands over as its tag and the rest. */
   writeBytes({ tag, rest }: TaggedKey, head: string, bytes: Uint8Array, ttlMs: number): void {
-    if (bytes.length < MIN_LOGGED_BYTES || bytes.length > CHUNK_BYTES || !isLatin1(head)) {
+    if (bytes.length < MIN_LOGGED_BYTES || bytes.length > CHUNK_BYTES) {
       this.#put(tag, rest, packBytes(head, bytes), ttlMs);
       return;
     }

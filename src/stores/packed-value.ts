@@ -15,9 +15,6 @@ export interface PackedValue {
 export const MIN_PACKED_LENGTH = 128;
 const NOT_LATIN1 = /[^\u0000-\u00ff]/;
 
-/** Whether every character fits in one byte: a head that does is held as latin1 beside the bytes. */
-export const isLatin1 = (text: string): boolean => !NOT_LATIN1.test(text);
-
 /**
  * The value, packed when the part after its last `.` (all of it, without one) is base64url that decodes and
  * encodes back to exactly the same characters; anything else is held as it is. {@link unpackValue} returns the

@@ -279,6 +279,9 @@ describe('MemoryStore bound', () => {
     expect(store.size).toBe(1_000);
     for (let i = 4_000; i < 5_000; i++) expect(store.get(`reply:{t${i}}:r`)).toBe(`v2.${i}.${values[i]!.toString('base64url')}`);
     expect(store.get('reply:{t0}:r')).toBeUndefined();
+    // A head beyond latin1 stays a string beside the bytes.
+    store.setBytes('reply:{é}:r', 'v2.é.', values[0]!, 60_000);
+    expect(store.get('reply:{é}:r')).toBe(`v2.é.${values[0]!.toString('base64url')}`);
     store.shutdown();
   });
 
