@@ -40,6 +40,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const part of parts) {
     proxies.only(part.process);
     pin({ proxy: part.process.pid, others: everyPid.filter((pid) => pid !== part.process.pid) });
+    await refreshLoad(part.port, 1);
     const before = await ask(part.process, 'stats');
     const result = await refreshLoad(part.port, DURATION);
     const after = await ask(part.process, 'stats');

@@ -1,7 +1,7 @@
 // `npm run bench`: the refresh path of ninja-auth against the alternatives, in one run, interleaved.
 // Every process is separate: the token endpoint, each proxy, and the load generator (autocannon, here). With
 // taskset and two cores or more, the proxies get a core of their own and everything else shares the rest.
-// Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --soak=S (0: off),
+// Options: --duration=S per measurement (3), --rounds=N (5), --connections=C (32), --warm-up=S before each (1), --soak=S (0: off),
 // --only=a,b (targets by kind), --compare=DIR (each ninja-auth kind also from the build in DIR, another checkout
 // with `npm run build` done: an A/B of two builds in one run), --telemetry (adds the three telemetry kinds: off,
 // API no-op, real SDK). It is a benchmark, never part of npm test or CI.
@@ -18,6 +18,8 @@ const DURATION = Number(args.duration ?? 3);
 const ROUNDS = Number(args.rounds ?? 5);
 const CONNECTIONS = Number(args.connections ?? 32);
 const SOAK = Number(args.soak ?? 0);
+/** Seconds of load before each measured round, not counted. */
+const WARM_UP = Number(args['warm-up'] ?? 1);
 
 async function startRedis() {
   if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) return undefined;
@@ -91,6 +93,9 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const target of targets) {
     proxies.only(target.process);
     pinned = pinFor(target) || pinned;
+    // Unmeasured: what a proxy does first when it runs again (the collections V8 put off while it sat idle, its
+    // upstream connections) falls here, not in the round.
+    await load(target.port, target.path, WARM_UP);
     const before = await ask(target.process, 'stats');
     const result = await load(target.port, target.path, DURATION);
     const after = await ask(target.process, 'stats');
