@@ -50,24 +50,28 @@ describe('several processes sharing Redis', () => {
 
 describe('several processes sharing Redis, in front of a provider that throttles', () => {
   // A provider answering 429 with Retry-After, and numbering its answers so that two are told apart. Its first
-  // answer waits until all three processes have tried the lock: their Redis of their own counts the EVALs.
+  // answer waits until all three processes have tried the lock (their Redis of their own counts the EVALs) and
+  // every refresh the test sent has reached its process: one that came after the answer would be a new request,
+  // and a non-2xx is shared only while it is in flight.
   let throttling: RawUpstream;
   let throttled: InstanceProcess[];
   let ownRedis: RedisServer;
   let inspector: Redis;
-  let gate: Promise<void>;
+  let gate: Promise<void> | undefined;
   beforeAll(async () => {
     ownRedis = await startRedisServer();
     inspector = await redisClient(ownRedis.url);
-    gate = (async () => {
+    const allThere = async (): Promise<void> => {
       for (let polls = 0; polls < 500; polls++) {
         const stats = await inspector.info('commandstats');
-        if (Number(/^cmdstat_eval:calls=(\d+)/m.exec(stats)?.[1] ?? 0) >= 3) return;
+        const arrived = await Promise.all(throttled.map((instance) => instance.arrived()));
+        if (Number(/^cmdstat_eval:calls=(\d+)/m.exec(stats)?.[1] ?? 0) >= 3 && arrived.reduce((sum, n) => sum + n, 0) >= 30) return;
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-    })();
+    };
     throttling = await rawUpstream((res) => {
       const call = throttling.requests.length;
+      gate ??= allThere();
       void gate.then(() => {
         res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
         res.end(`{"error":"slow_down","call":${call}}`);

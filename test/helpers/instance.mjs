@@ -11,6 +11,13 @@ client.on('error', () => undefined);
 await once(client, 'ready');
 
 const app = express();
+// How many refreshes reached this process: a test holds an upstream answer until all it sent have arrived.
+let arrived = 0;
+app.post('/auth/refresh_token', (_req, _res, next) => {
+  arrived++;
+  next();
+});
+app.get('/arrived', (_req, res) => void res.json({ refreshes: arrived }));
 app.use(ninjaAuth({ upstream: { tokenUrl }, store: new RedisStore({ client, prefix }) }));
 const server = app.listen(0, '127.0.0.1', () => {
   const address = /** @type {import('node:net').AddressInfo} */ (server.address());
