@@ -130,17 +130,17 @@ export class MemoryStore implements NinjaAuthStore {
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): boolean {
-    const { tag, rest } = splitKey(key);
-    if (this.#live(tag, rest) !== undefined) return false;
-    this.#put(tag, rest, packValue(value), ttlMs);
+    const split = splitKey(key);
+    if (this.#live(split.tag, split.rest) !== undefined) return false;
+    this.write(split, value, ttlMs);
     return true;
   }
 
   setIfAbsentOrGet(key: string, value: string, ttlMs: number): true | string {
-    const { tag, rest } = splitKey(key);
-    const held = this.#live(tag, rest);
+    const split = splitKey(key);
+    const held = this.#live(split.tag, split.rest);
     if (held !== undefined) return this.#valueOf(held);
-    this.#put(tag, rest, packValue(value), ttlMs);
+    this.write(split, value, ttlMs);
     return true;
   }
 
@@ -198,6 +198,11 @@ export class MemoryStore implements NinjaAuthStore {
       if (before === undefined) return;
       before.next = entry.next;
     }
+    this.#uncount(tag, entry);
+  }
+
+  /** What an entry that is gone counted: its place in the bounds, and its bytes in the log. */
+  #uncount(tag: string, entry: Entry): void {
     this.#size -= 1;
     this.#bytes -= entryBytes(tag, entry);
     if (entry.span !== undefined) this.#log.drop(entry.span);
@@ -219,11 +224,7 @@ export class MemoryStore implements NinjaAuthStore {
       if (next.done === true) return;
       const [tag, first] = next.value;
       this.#tags.delete(tag);
-      for (let entry: Entry | undefined = first; entry !== undefined; entry = entry.next) {
-        this.#size -= 1;
-        this.#bytes -= entryBytes(tag, entry);
-        if (entry.span !== undefined) this.#log.drop(entry.span);
-      }
+      for (let entry: Entry | undefined = first; entry !== undefined; entry = entry.next) this.#uncount(tag, entry);
     }
   }
 
