@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InstanceProcess, startInstance } from '../helpers/instances.js';
-import { type RedisServer, redisClient, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
+import { type RedisServer, startRedisServer, testRedis, uniquePrefix } from '../helpers/redis.js';
 import { type RawUpstream, rawUpstream, type RotatingUpstream, rotatingUpstream } from '../helpers/servers.js';
 
 // Three Node processes, each with the router and a RedisStore, in front of one rotating upstream.
@@ -50,22 +49,19 @@ describe('several processes sharing Redis', () => {
 
 describe('several processes sharing Redis, in front of a provider that throttles', () => {
   // A provider answering 429 with Retry-After, and numbering its answers so that two are told apart. Its first
-  // answer waits until all three processes have tried the lock (their Redis of their own counts the EVALs) and
-  // every refresh the test sent has reached its process: one that came after the answer would be a new request,
-  // and a non-2xx is shared only while it is in flight.
+  // answer waits until every refresh the test sent has reached its process (one that came after the answer would
+  // be a new request, and a non-2xx is shared only while it is in flight) and all three processes have tried the
+  // lock (each one's first store command is its lock attempt).
   let throttling: RawUpstream;
   let throttled: InstanceProcess[];
   let ownRedis: RedisServer;
-  let inspector: Redis;
   let gate: Promise<void> | undefined;
   beforeAll(async () => {
     ownRedis = await startRedisServer();
-    inspector = await redisClient(ownRedis.url);
     const allThere = async (): Promise<void> => {
       for (let polls = 0; polls < 500; polls++) {
-        const stats = await inspector.info('commandstats');
-        const arrived = await Promise.all(throttled.map((instance) => instance.arrived()));
-        if (Number(/^cmdstat_eval:calls=(\d+)/m.exec(stats)?.[1] ?? 0) >= 3 && arrived.reduce((sum, n) => sum + n, 0) >= 30) return;
+        const seen = await Promise.all(throttled.map((instance) => instance.arrived()));
+        if (seen.every((one) => one.storeCommands > 0) && seen.reduce((sum, one) => sum + one.refreshes, 0) >= 30) return;
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     };
@@ -83,7 +79,6 @@ describe('several processes sharing Redis, in front of a provider that throttles
   afterAll(async () => {
     await Promise.all(throttled.map((i) => i.stop()));
     await throttling.close();
-    inspector.disconnect();
     await ownRedis.stop();
   });
 

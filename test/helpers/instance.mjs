@@ -11,14 +11,20 @@ client.on('error', () => undefined);
 await once(client, 'ready');
 
 const app = express();
-// How many refreshes reached this process: a test holds an upstream answer until all it sent have arrived.
+// How many refreshes reached this process, and how many commands its store sent: a test holds an upstream answer
+// until every refresh it sent has arrived and every process has tried the lock.
 let arrived = 0;
+let storeCommands = 0;
 app.post('/auth/refresh_token', (_req, _res, next) => {
   arrived++;
   next();
 });
-app.get('/arrived', (_req, res) => void res.json({ refreshes: arrived }));
-app.use(ninjaAuth({ upstream: { tokenUrl }, store: new RedisStore({ client, prefix }) }));
+app.get('/arrived', (_req, res) => void res.json({ refreshes: arrived, storeCommands }));
+const counted = {
+  /** @param {string} command @param {Array<string | number>} args */
+  call: (command, ...args) => (storeCommands++, client.call(command, ...args)),
+};
+app.use(ninjaAuth({ upstream: { tokenUrl }, store: new RedisStore({ client: counted, prefix }) }));
 const server = app.listen(0, '127.0.0.1', () => {
   const address = /** @type {import('node:net').AddressInfo} */ (server.address());
   process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);

@@ -4,8 +4,8 @@ import { createInterface } from 'node:readline';
 
 export interface InstanceProcess {
   readonly origin: string;
-  /** How many refreshes have reached the process so far. */
-  arrived(): Promise<number>;
+  /** How many refreshes have reached the process so far, and how many commands its store has sent. */
+  arrived(): Promise<{ refreshes: number; storeCommands: number }>;
   stop(): Promise<void>;
 }
 
@@ -17,7 +17,7 @@ export async function startInstance(tokenUrl: string, redisUrl: string, prefix: 
   const { port } = JSON.parse(first) as { port: number };
   return {
     origin: `http://127.0.0.1:${port}`,
-    arrived: async () => ((await (await fetch(`http://127.0.0.1:${port}/arrived`)).json()) as { refreshes: number }).refreshes,
+    arrived: async () => (await (await fetch(`http://127.0.0.1:${port}/arrived`)).json()) as { refreshes: number; storeCommands: number },
     stop: async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
